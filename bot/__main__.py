@@ -1,0 +1,210 @@
+"""Command line: ``python -m bot run | chat | nlu predict | nlu eval``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bot.catalog.csv_rows import CatalogError
+from bot.config import ConfigError, Settings
+from bot.dialog.flows import FlowError
+from bot.i18n import LocaleError
+from bot.intents.classifier import LinearIntentClassifier, TrainingDataError
+from bot.models import ConversationKey, Inbound, Location, RenderedReply
+
+STARTUP_ERRORS = (CatalogError, ConfigError, FlowError, LocaleError, TrainingDataError, OSError)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = Settings.from_env()
+    if getattr(args, "data", None):
+        settings = replace(settings, data_dir=Path(args.data))
+    if getattr(args, "host", None):
+        settings = replace(settings, host=args.host)
+    if getattr(args, "port", None):
+        settings = replace(settings, port=args.port)
+    return settings
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+# --- run ---------------------------------------------------------------------------------
+def cmd_run(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from bot.app import create_app
+
+    settings = _settings(args)
+    _setup_logging(settings.log_level)
+    app = create_app(settings)
+    base = f"http://{settings.host}:{settings.port}"
+    print(f"Gateway on {base} (catalog: {settings.data_dir}, store: {settings.sqlite_path})")
+    for path, what in (
+        ("/api/v1/messages", "REST channel (POST)"),
+        ("/api/v1/openapi.json", "OpenAPI description"),
+        ("/healthz", "health"),
+        ("/metrics", "Prometheus metrics"),
+    ):
+        print(f"  {base}{path}  {what}")
+    sys.stdout.flush()
+    web.run_app(app, host=settings.host, port=settings.port, print=None)
+    return 0
+
+
+# --- chat --------------------------------------------------------------------------------
+def _print_replies(replies: tuple[RenderedReply, ...], out: list[str]) -> None:
+    out.clear()
+    for reply in replies:
+        print(reply.text)
+        for number, button in enumerate(reply.buttons, start=1 + len(out)):
+            print(f"  [{number}] {button.title}")
+        out.extend(b.payload for b in reply.buttons)
+        print()
+    sys.stdout.flush()
+
+
+def _inbound(key: ConversationKey, line: str, buttons: list[str], locale: str) -> Inbound:
+    message_id = uuid.uuid4().hex
+    now = datetime.now(UTC)
+    if line.isdigit() and 1 <= int(line) <= len(buttons):
+        return Inbound(key, message_id, "payload", payload=buttons[int(line) - 1], locale=locale,
+                       received_at=now)  # fmt: skip
+    if line.startswith("/geo "):
+        parts = line.split()
+        if len(parts) == 3:
+            loc = Location(float(parts[1].rstrip(",")), float(parts[2]))
+            return Inbound(key, message_id, "location", location=loc, locale=locale, received_at=now)
+    if line.startswith("/") and len(line) > 1 and " " not in line.split("{")[0]:
+        return Inbound(key, message_id, "payload", payload=line, locale=locale, received_at=now)
+    return Inbound(key, message_id, "text", text=line, locale=locale, received_at=now)
+
+
+async def _chat(settings: Settings, contract: str | None, locale: str) -> int:
+    from bot.services import build_services
+
+    services = build_services(settings)
+    key = ConversationKey("cli", uuid.uuid4().hex[:12], "local")
+    interactive = sys.stdin.isatty()
+    buttons: list[str] = []
+    if interactive:
+        print("(Ctrl-D — выход; цифра — нажать кнопку; /geo LAT LON — отправить геопозицию)\n")
+    try:
+        while True:
+            if interactive:
+                try:
+                    line = input("> ")
+                except EOFError:
+                    break
+            else:
+                raw = sys.stdin.readline()
+                if not raw:
+                    break
+                line = raw.rstrip("\n")
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                inbound = _inbound(key, line, buttons, locale)
+            except ValueError:
+                inbound = Inbound(key, uuid.uuid4().hex, "text", text=line, locale=locale)
+            handled = await services.gateway.handle(inbound, contract_number=contract)
+            _print_replies(handled.replies, buttons)
+    finally:
+        await services.close()
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    _setup_logging("WARNING")
+    return asyncio.run(_chat(settings, args.contract, args.locale))
+
+
+# --- nlu ---------------------------------------------------------------------------------
+def _nlu(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from bot.catalog.catalog import load_catalog
+    from bot.services import build_nlu
+
+    settings = _settings(args)
+    catalog = load_catalog(settings.data_dir)
+    return build_nlu(catalog, flows_dir=settings.flows_dir, threshold=settings.nlu_threshold)
+
+
+def cmd_nlu_predict(args: argparse.Namespace) -> int:
+    nlu = _nlu(args)
+    for raw in sys.stdin:
+        text = raw.rstrip("\n")
+        if not text.strip():
+            continue
+        result = nlu.understand(text)
+        print(json.dumps(result.as_json(), ensure_ascii=False), flush=True)
+    return 0
+
+
+def cmd_nlu_eval(args: argparse.Namespace) -> int:
+    from bot.nlu_eval import evaluate, read_tsv
+
+    test = read_tsv(Path(args.file))
+    texts = [ex.text for ex in test]
+    if args.train:
+        classifier = LinearIntentClassifier(read_tsv(Path(args.train)))
+        predicted = [m.name for m in classifier.classify_many(texts)]
+    else:
+        nlu = _nlu(args)
+        predicted = [nlu.understand(t).intent for t in texts]
+    report = evaluate([ex.intent for ex in test], predicted)
+    print(report.render())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="start the gateway")
+    run.add_argument("--data", help="catalog directory (DATA_FORMAT.md); default: the demo")
+    run.add_argument("--host")
+    run.add_argument("--port", type=int)
+    run.set_defaults(func=cmd_run)
+
+    chat = sub.add_parser("chat", help="talk to the bot in the terminal (scriptable from stdin)")
+    chat.add_argument("--data", help="catalog directory")
+    chat.add_argument("--contract", help="act as the identified customer of this contract")
+    chat.add_argument("--locale", default="ru", help="ru or en")
+    chat.set_defaults(func=cmd_chat)
+
+    nlu = sub.add_parser("nlu", help="intent recognition tools")
+    nlu_sub = nlu.add_subparsers(dest="nlu_command", required=True)
+    predict = nlu_sub.add_parser("predict", help="stdin lines -> JSON predictions")
+    predict.add_argument("--data", help="catalog directory (for city names)")
+    predict.set_defaults(func=cmd_nlu_predict)
+    ev = nlu_sub.add_parser("eval", help="score a labelled TSV file (intent<TAB>text)")
+    ev.add_argument("file")
+    ev.add_argument("--train", help="train the same pipeline on this TSV instead of flows/")
+    ev.add_argument("--data", help="catalog directory")
+    ev.set_defaults(func=cmd_nlu_eval)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except STARTUP_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""The aiohttp application: channels, service endpoints, lifetimes via cleanup_ctx."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from bot.channels.rest import RestChannel
+from bot.config import Settings
+from bot.openapi import openapi_document
+from bot.services import Services, build_services
+
+log = logging.getLogger(__name__)
+
+SERVICES = web.AppKey("services", Services)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    checks: dict[str, bool] = {}
+    try:
+        checks["store"] = await services.store.ping()
+    except Exception:  # a health check reports, it does not raise
+        log.exception("store health check failed")
+        checks["store"] = False
+    try:
+        checks["engine"] = bool(services.nlu.classifier.classify("привет"))
+    except Exception:
+        log.exception("engine health check failed")
+        checks["engine"] = False
+    healthy = all(checks.values())
+    return web.json_response(
+        {"status": "ok" if healthy else "failing", "checks": checks}, status=200 if healthy else 503
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[SERVICES].metrics.render()
+    return web.Response(text=body, content_type="text/plain", charset="utf-8")
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
+
+
+def create_app(settings: Settings, *, services: Services | None = None) -> web.Application:
+    """Build the application. Services are built here unless given (tests share one set)."""
+    app = web.Application(client_max_size=1024**2)
+    built = services or build_services(settings)
+    app[SERVICES] = built
+
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        yield
+        if services is None:  # we built them, we close them
+            await built.close()
+
+    app.cleanup_ctx.append(lifetime)
+    RestChannel(
+        gateway=built.gateway,
+        store=built.store,
+        token=settings.rest_token,
+        identity_secret=settings.identity_secret,
+    ).routes(app)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/v1/openapi.json", openapi)
+    return app

@@ -1,0 +1,331 @@
+"""The dialog engine: one customer message in, the bot's replies and the new state out.
+
+It knows nothing of platforms (it sees ``Inbound``) and holds no wording (it emits ``Text`` ids).
+What it does is generic: pick the flow for the intent, fill its slots from button payloads,
+entities, earlier turns and the customer's account, ask for what is missing (re-asking when an
+answer does not fit), run the flow's action, and carry context so that "а в Братске?" after a
+tariff question is answered for Bratsk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.catalog.billing import Billing
+from bot.catalog.catalog import Catalog
+from bot.catalog.models import Account
+from bot.dialog.flows import DialogConfig, FlowSpec, SlotSpec
+from bot.dialog.slots import SUGGESTERS, VALIDATORS, SlotTools
+from bot.dialog.types import Action, ActionContext, ActionResult, DialogState, Handoff, Turn
+from bot.intents.names import OUT_OF_SCOPE
+from bot.intents.nlu import Nlu, NluResult, PayloadError
+from bot.intents.normalize import basic
+from bot.models import Button, Conversation, Inbound, Reply, Text
+from bot.storage.base import Store
+
+# Payloads the engine itself understands (not intents): answering a question, the menu.
+INFORM = "inform"
+MENU = "menu"
+
+
+def _reply(key: str, buttons: tuple[Button, ...] = (), **params: Any) -> Reply:
+    return Reply((Text(key, params),), buttons)
+
+
+class DialogEngine:
+    def __init__(
+        self,
+        *,
+        config: DialogConfig,
+        nlu: Nlu,
+        actions: Mapping[str, Action],
+        catalog: Catalog,
+        billing: Billing,
+        store: Store,
+    ) -> None:
+        self._config = config
+        self._nlu = nlu
+        self._actions = actions
+        self._catalog = catalog
+        self._billing = billing
+        self._store = store
+        self._tools = SlotTools(catalog, nlu.extractor)
+
+    @property
+    def nlu(self) -> Nlu:
+        return self._nlu
+
+    def menu_buttons(self) -> tuple[Button, ...]:
+        return tuple(Button(Text(b.title), b.payload) for b in self._config.menu)
+
+    async def step(
+        self, conversation: Conversation, inbound: Inbound, *, now: datetime | None = None
+    ) -> Turn:
+        run = _Run(self, conversation, inbound, now or datetime.now(UTC))
+        await run.go()
+        new = replace(conversation, dialog=run.state.to_json())
+        return Turn(tuple(run.replies), new, run.handoff, run.result)
+
+
+class _Run:
+    """One turn's mutable working set; discarded after ``step`` returns."""
+
+    def __init__(
+        self, engine: DialogEngine, conversation: Conversation, inbound: Inbound, now: datetime
+    ) -> None:
+        self.e = engine
+        self.config = engine._config
+        self.conversation = conversation
+        self.inbound = inbound
+        self.now = now
+        self.state = DialogState.from_json(conversation.dialog)
+        self.replies: list[Reply] = []
+        self.handoff: Handoff | None = None
+        self.result: NluResult | None = None
+        self.account: Account | None = None
+
+    async def go(self) -> None:
+        if self.conversation.contract_number:
+            self.account = await self.e._billing.account(self.conversation.contract_number)
+        result = self._understand()
+        self.result = result
+        if result.intent == MENU:
+            self._end_flow()
+            self.replies.append(_reply("menu.prompt", self.e.menu_buttons()))
+            return
+        if self.state.flow and self.state.pending:
+            if await self._answer_pending(result):
+                return
+        if await self._followup(result):
+            return
+        if not self.e._nlu.understood(result) or result.intent == INFORM:
+            self._not_understood()
+            return
+        flow = self.config.flow_for_intent(result.intent)
+        if flow is None:
+            self._not_understood()
+            return
+        self.state.misses = 0
+        await self._start(flow, result)
+
+    # --- understanding -------------------------------------------------------------------
+    def _understand(self) -> NluResult:
+        nlu = self.e._nlu
+        inbound = self.inbound
+        if inbound.payload:
+            try:
+                return nlu.from_payload(inbound.payload)
+            except PayloadError:
+                return NluResult(inbound.payload, OUT_OF_SCOPE, 0.0)
+        if inbound.location is not None and not inbound.text:
+            loc = {"lat": inbound.location.lat, "lon": inbound.location.lon}
+            pending = self.state.pending
+            if self.state.flow and pending == "location":
+                return NluResult("", INFORM, 1.0, payload_args={"location": loc}, from_payload=True)
+            return NluResult(
+                "", self.config.location_intent, 1.0, payload_args={"location": loc},
+                from_payload=True,
+            )  # fmt: skip
+        return nlu.understand(inbound.text or "", locale=self.conversation.locale)
+
+    # --- slots ---------------------------------------------------------------------------
+    def _value_from(self, slot: SlotSpec, result: NluResult, *, answering: bool) -> Any | None:
+        if slot.name in result.payload_args:
+            return result.payload_args[slot.name]
+        if slot.entity:
+            entity = result.entity(slot.entity)
+            if entity is not None:
+                return entity.id or entity.value
+        if slot.validate and (answering or slot.scan) and result.text and not result.from_payload:
+            return VALIDATORS[slot.validate](result.text, self.e._tools)
+        return None
+
+    def _fill(self, flow: FlowSpec, result: NluResult, *, answering: str | None) -> None:
+        for key, value in result.payload_args.items():
+            if flow.slot(key) is None and key != "location":
+                self.state.slots.setdefault(key, value)
+        for slot in flow.slots:
+            value = self._value_from(slot, result, answering=slot.name == answering)
+            if value is not None:
+                self.state.slots[slot.name] = value
+                if slot.remember:
+                    self.state.memory[slot.name] = value
+        if "location" in result.payload_args:
+            self.state.slots["location"] = result.payload_args["location"]
+
+    def _defaults(self, flow: FlowSpec) -> None:
+        for slot in flow.slots:
+            if slot.name in self.state.slots:
+                continue
+            if slot.remember and slot.name in self.state.memory:
+                self.state.slots[slot.name] = self.state.memory[slot.name]
+            elif slot.from_account and self.account is not None:
+                self.state.slots[slot.name] = getattr(self.account, slot.from_account)
+
+    # --- flow control --------------------------------------------------------------------
+    async def _start(
+        self, flow: FlowSpec, result: NluResult, *, base: Mapping[str, Any] = {}
+    ) -> None:
+        self.state.flow = flow.name
+        self.state.slots = dict(base)
+        self.state.pending = None
+        self.state.reasks = 0
+        self._fill(flow, result, answering=None)
+        self._defaults(flow)
+        await self._advance(flow, result)
+
+    async def _answer_pending(self, result: NluResult) -> bool:
+        """Handle a message while a question is open. False: not an answer, route normally."""
+        flow = self.config.flows[self.state.flow or ""]
+        pending = self.state.pending or ""
+        before = self.state.slots.get(pending)
+        had = pending in self.state.slots
+        self._fill(flow, result, answering=pending)
+        answered = pending in self.state.slots and (not had or self.state.slots[pending] != before)
+        if answered:
+            self.state.pending = None
+            self.state.reasks = 0
+            self.state.misses = 0
+            await self._advance(flow, result)
+            return True
+        switching = (
+            self.e._nlu.understood(result)
+            and result.intent not in (INFORM,)
+            and result.intent not in flow.intents
+        )
+        if switching:
+            self._end_flow()
+            return False
+        self.state.reasks += 1
+        if self.state.reasks > self.config.max_reasks:
+            self._end_flow()
+            self._offer_operator()
+            return True
+        slot = flow.slot(pending)
+        if slot is not None:
+            self.replies.append(
+                Reply((Text("slot.not_understood"), Text(slot.ask)), self._suggest(slot))
+            )
+        return True
+
+    async def _advance(self, flow: FlowSpec, result: NluResult) -> None:
+        if flow.requires_identity and self.account is None:
+            self._end_flow()
+            self.replies.append(_reply("identity.required", self.e.menu_buttons()))
+            return
+        for slot in flow.slots:
+            if slot.required and slot.name not in self.state.slots:
+                self._ask(slot)
+                return
+        await self._finish(flow, result)
+
+    def _ask(self, slot: SlotSpec, extra: tuple[Reply, ...] = ()) -> None:
+        self.state.pending = slot.name
+        self.replies.extend(extra)
+        self.replies.append(Reply((Text(slot.ask),), self._suggest(slot)))
+
+    def _suggest(self, slot: SlotSpec) -> tuple[Button, ...]:
+        return SUGGESTERS[slot.suggest](slot.name, self.e._tools) if slot.suggest else ()
+
+    async def _finish(self, flow: FlowSpec, result: NluResult) -> None:
+        if flow.reply:
+            buttons = tuple(Button(Text(b.title), b.payload) for b in flow.buttons)
+            self.replies.append(_reply(flow.reply, buttons))
+        if flow.handoff:
+            self.handoff = Handoff(flow.handoff, flow.name)
+        if flow.action:
+            outcome = await self.e._actions[flow.action](self._context(flow, result))
+            self._apply(flow, outcome)
+            if outcome.ask:
+                return
+        self._complete(flow)
+
+    def _context(self, flow: FlowSpec, result: NluResult) -> ActionContext:
+        return ActionContext(
+            conversation=self.conversation,
+            inbound=self.inbound,
+            nlu=result,
+            slots=dict(self.state.slots),
+            memory=dict(self.state.memory),
+            params=flow.params,
+            catalog=self.e._catalog,
+            billing=self.e._billing,
+            store=self.e._store,
+            account=self.account,
+            now=self.now,
+        )
+
+    def _apply(self, flow: FlowSpec, outcome: ActionResult) -> None:
+        self.replies.extend(outcome.replies)
+        self.state.memory.update(outcome.remember)
+        for name in outcome.forget:
+            self.state.slots.pop(name, None)
+        if outcome.handoff:
+            self.handoff = outcome.handoff
+        if outcome.ask:
+            slot = flow.slot(outcome.ask)
+            if slot is None:
+                raise LookupError(f"flow {flow.name!r} asked for undeclared slot {outcome.ask!r}")
+            self._ask(slot, outcome.ask_replies)
+
+    def _complete(self, flow: FlowSpec) -> None:
+        self.state.memory["last_flow"] = flow.name
+        self.state.memory["last_slots"] = {
+            k: v for k, v in self.state.slots.items() if flow.slot(k) is not None
+        }
+        self._end_flow()
+
+    def _end_flow(self) -> None:
+        self.state.flow = None
+        self.state.slots = {}
+        self.state.pending = None
+        self.state.reasks = 0
+
+    # --- context carry and fallback ------------------------------------------------------
+    async def _followup(self, result: NluResult) -> bool:
+        """ "А в Братске?" right after a tariff answer: rerun the last flow with the new value."""
+        last = self.state.memory.get("last_flow")
+        if not last or last not in self.config.flows or result.from_payload:
+            return False
+        flow = self.config.flows[last]
+        text = basic(result.text)
+        marked = any(text.startswith(m) for m in self.config.followup_markers)
+        if self.e._nlu.understood(result) and not marked and result.intent not in flow.intents:
+            return False
+        new = {}
+        for slot in flow.slots:
+            if slot.entity and (entity := result.entity(slot.entity)) is not None:
+                new[slot.name] = entity.id or entity.value
+        if not new:
+            return False
+        base = dict(self.state.memory.get("last_slots") or {})
+        base.update(new)
+        for slot in flow.slots:
+            if slot.remember and slot.name in new:
+                self.state.memory[slot.name] = new[slot.name]
+        self.state.misses = 0
+        self.state.flow = flow.name
+        self.state.slots = base
+        self.state.pending = None
+        self.state.reasks = 0
+        self._defaults(flow)
+        await self._advance(flow, result)
+        return True
+
+    def _not_understood(self) -> None:
+        self.state.misses += 1
+        if self.state.misses >= self.config.max_misses:
+            self.state.misses = 0
+            self._offer_operator()
+        else:
+            self.replies.append(_reply("fallback.rephrase", self.e.menu_buttons()))
+
+    def _offer_operator(self) -> None:
+        buttons = (
+            Button(Text("button.operator"), "/human_operator"),
+            Button(Text("button.menu"), "/menu"),
+        )
+        self.replies.append(_reply("fallback.offer_operator", buttons))

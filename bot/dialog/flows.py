@@ -1,0 +1,206 @@
+"""The dialog described as data: ``flows/dialog.yml`` → typed, validated flow specs.
+
+A flow answers one or more intents. It may need slots (asked for, validated and re-asked when the
+answer does not fit), may need an identified customer, and ends in an action (a named coroutine),
+a localized reply, or a hand-off to a person.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class FlowError(ValueError):
+    """``flows/`` is inconsistent: unknown intent, action, validator or message id."""
+
+
+@dataclass(frozen=True, slots=True)
+class ButtonSpec:
+    title: str  # message id
+    payload: str
+
+
+@dataclass(frozen=True, slots=True)
+class SlotSpec:
+    name: str
+    ask: str  # message id of the question
+    entity: str | None = None  # entity type that fills it
+    validate: str | None = None  # validator that accepts raw text (or an entity value)
+    remember: bool = False  # carried across flows: the customer's city stays known
+    suggest: str | None = None  # suggested answers as buttons ("cities")
+    required: bool = True
+    scan: bool = False  # try the validator on the message that starts the flow, not only answers
+    from_account: str | None = None  # default from the identified customer's account field
+
+
+@dataclass(frozen=True, slots=True)
+class FlowSpec:
+    name: str
+    intents: tuple[str, ...]
+    slots: tuple[SlotSpec, ...] = ()
+    requires_identity: bool = False
+    action: str | None = None
+    reply: str | None = None
+    buttons: tuple[ButtonSpec, ...] = ()
+    handoff: str | None = None  # department
+    params: Mapping[str, Any] = field(default_factory=dict)
+    payload_only: bool = False  # its "intents" are button payloads, not classifier intents
+
+    def slot(self, name: str) -> SlotSpec | None:
+        return next((s for s in self.slots if s.name == name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class DialogConfig:
+    flows: Mapping[str, FlowSpec]
+    menu: tuple[ButtonSpec, ...]
+    followup_markers: tuple[str, ...]
+    location_intent: str
+    max_reasks: int
+    max_misses: int
+
+    def flow_for_intent(self, intent: str) -> FlowSpec | None:
+        return next((f for f in self.flows.values() if intent in f.intents), None)
+
+
+def _buttons(raw: Any, where: str) -> tuple[ButtonSpec, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise FlowError(f"{where}: 'buttons' must be a list")
+    out = []
+    for item in raw:
+        if not isinstance(item, dict) or set(item) != {"title", "payload"}:
+            raise FlowError(f"{where}: a button needs exactly 'title' and 'payload'")
+        out.append(ButtonSpec(str(item["title"]), str(item["payload"])))
+    return tuple(out)
+
+
+_SLOT_KEYS = {
+    "name", "ask", "entity", "validate", "remember", "suggest", "required", "scan", "from_account",
+}  # fmt: skip
+_FLOW_KEYS = {
+    "intents", "slots", "requires_identity", "action", "reply", "buttons", "handoff", "params",
+    "payload_only",
+}  # fmt: skip
+
+
+def _slot(raw: Any, where: str) -> SlotSpec:
+    if not isinstance(raw, dict) or "name" not in raw or "ask" not in raw:
+        raise FlowError(f"{where}: a slot needs 'name' and 'ask'")
+    unknown = set(raw) - _SLOT_KEYS
+    if unknown:
+        raise FlowError(f"{where}: unknown slot key(s) {sorted(unknown)}")
+    return SlotSpec(
+        name=str(raw["name"]),
+        ask=str(raw["ask"]),
+        entity=raw.get("entity"),
+        validate=raw.get("validate"),
+        remember=bool(raw.get("remember", False)),
+        suggest=raw.get("suggest"),
+        required=bool(raw.get("required", True)),
+        scan=bool(raw.get("scan", False)),
+        from_account=raw.get("from_account"),
+    )
+
+
+def _flow(name: str, raw: Any, where: str) -> FlowSpec:
+    if not isinstance(raw, dict):
+        raise FlowError(f"{where}: flow {name!r} must be a mapping")
+    unknown = set(raw) - _FLOW_KEYS
+    if unknown:
+        raise FlowError(f"{where}: flow {name!r} has unknown key(s) {sorted(unknown)}")
+    intents = raw.get("intents", [])
+    if isinstance(intents, str):
+        intents = [intents]
+    ends = [k for k in ("action", "reply", "handoff") if raw.get(k)]
+    if not ends:
+        raise FlowError(f"{where}: flow {name!r} needs an 'action', a 'reply' or a 'handoff'")
+    return FlowSpec(
+        name=name,
+        intents=tuple(str(i) for i in intents),
+        slots=tuple(_slot(s, f"{where}: flow {name!r}") for s in raw.get("slots", []) or []),
+        requires_identity=bool(raw.get("requires_identity", False)),
+        action=raw.get("action"),
+        reply=raw.get("reply"),
+        buttons=_buttons(raw.get("buttons"), f"{where}: flow {name!r}"),
+        handoff=raw.get("handoff"),
+        params=dict(raw.get("params") or {}),
+        payload_only=bool(raw.get("payload_only", False)),
+    )
+
+
+def load_dialog(
+    path: Path,
+    *,
+    intents: Collection[str],
+    actions: Collection[str],
+    validators: Collection[str],
+    suggesters: Collection[str],
+    messages: Collection[str],
+) -> DialogConfig:
+    """Load and cross-check the dialog file; every reference must resolve at start-up."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise FlowError(f"{path}: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("flows"), dict):
+        raise FlowError(f"{path}: expected a top-level 'flows' mapping")
+    flows = {name: _flow(name, raw, str(path)) for name, raw in data["flows"].items()}
+    settings = data.get("settings") or {}
+    config = DialogConfig(
+        flows=flows,
+        menu=_buttons(data.get("menu"), f"{path}: menu"),
+        followup_markers=tuple(str(m) for m in settings.get("followup_markers", [])),
+        location_intent=str(settings.get("location_intent", "offices")),
+        max_reasks=int(settings.get("max_reasks", 2)),
+        max_misses=int(settings.get("max_misses", 2)),
+    )
+    _check(config, path, intents, actions, validators, suggesters, messages)
+    return config
+
+
+def _check(
+    config: DialogConfig,
+    path: Path,
+    intents: Collection[str],
+    actions: Collection[str],
+    validators: Collection[str],
+    suggesters: Collection[str],
+    messages: Collection[str],
+) -> None:
+    seen: dict[str, str] = {}
+    problems: list[str] = []
+    for button in config.menu:
+        if button.title not in messages:
+            problems.append(f"menu button: unknown message {button.title!r}")
+    for flow in config.flows.values():
+        for intent in flow.intents:
+            if intent not in intents and not flow.payload_only:
+                problems.append(f"flow {flow.name!r}: unknown intent {intent!r}")
+            if intent in seen:
+                problems.append(
+                    f"intent {intent!r} is answered by {seen[intent]!r} and {flow.name!r}"
+                )
+            seen[intent] = flow.name
+        if flow.action and flow.action not in actions:
+            problems.append(f"flow {flow.name!r}: unknown action {flow.action!r}")
+        for key in [flow.reply, *(b.title for b in flow.buttons)]:
+            if key and key not in messages:
+                problems.append(f"flow {flow.name!r}: unknown message {key!r}")
+        for slot in flow.slots:
+            if slot.ask not in messages:
+                problems.append(
+                    f"flow {flow.name!r}: slot {slot.name!r} unknown message {slot.ask!r}"
+                )
+            if slot.validate and slot.validate not in validators:
+                problems.append(f"flow {flow.name!r}: unknown validator {slot.validate!r}")
+            if slot.suggest and slot.suggest not in suggesters:
+                problems.append(f"flow {flow.name!r}: unknown suggestions {slot.suggest!r}")
+    if problems:
+        raise FlowError(f"{path}: " + "; ".join(problems))

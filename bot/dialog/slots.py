@@ -1,0 +1,65 @@
+"""Slot validators (raw customer text → normalised value or None) and suggested answers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bot.catalog.addresses import parse_address
+from bot.catalog.catalog import Catalog
+from bot.intents.entities import EntityExtractor, normalize_phone
+from bot.intents.nlu import make_payload
+from bot.models import Button, Raw
+
+
+@dataclass(frozen=True, slots=True)
+class SlotTools:
+    catalog: Catalog
+    extractor: EntityExtractor
+
+
+Validator = Callable[[str, SlotTools], Any | None]
+Suggester = Callable[[str, SlotTools], tuple[Button, ...]]
+
+_NAME = re.compile(r"^[A-Za-zА-Яа-яЁё][A-Za-zА-Яа-яЁё' .\-]{0,58}[A-Za-zА-Яа-яЁё.]$")
+
+
+def _city(text: str, tools: SlotTools) -> str | None:
+    if text in tools.catalog.cities:
+        return text
+    city = tools.extractor.city_of(text)
+    return city.city_id if city else None
+
+
+def _phone(text: str, tools: SlotTools) -> str | None:
+    return normalize_phone(text) if len(re.sub(r"\D", "", text)) in (10, 11) else None
+
+
+def _person_name(text: str, tools: SlotTools) -> str | None:
+    name = " ".join(text.split())
+    return name if _NAME.match(name) else None
+
+
+def _address(text: str, tools: SlotTools) -> str | None:
+    parsed = parse_address(text, list(tools.catalog.cities.values()))
+    return text.strip() if parsed.street_text and parsed.house else None
+
+
+VALIDATORS: Mapping[str, Validator] = {
+    "city": _city,
+    "phone": _phone,
+    "person_name": _person_name,
+    "address": _address,
+}
+
+
+def _city_buttons(slot: str, tools: SlotTools) -> tuple[Button, ...]:
+    return tuple(
+        Button(Raw(city.name), make_payload("inform", {slot: city.city_id}))
+        for city in sorted(tools.catalog.cities.values(), key=lambda c: c.name)
+    )
+
+
+SUGGESTERS: Mapping[str, Suggester] = {"cities": _city_buttons}

@@ -1,0 +1,168 @@
+"""The core every channel feeds: Inbound → per-conversation order → bot or person → replies.
+
+A channel calls ``Gateway.handle`` with a normalised ``Inbound``; the gateway takes the
+conversation's lock before reading its state, records the customer's message, lets the dialog
+engine answer unless a person owns the conversation, saves the new state and the bot's replies to
+the transcript, and returns the replies rendered for the customer's locale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, replace
+
+from bot.dialog.engine import DialogEngine
+from bot.dialog.types import Turn
+from bot.i18n import Translator
+from bot.intents.names import INTENTS
+from bot.metrics import Metrics
+from bot.models import Conversation, Inbound, RenderedReply, Reply, Text
+from bot.models import Button as ButtonModel
+from bot.storage.base import Locks, Store
+
+log = logging.getLogger(__name__)
+
+# While a person is expected, the customer can still take the conversation back to the bot.
+BACK_TO_BOT = "/back_to_bot"
+
+
+@dataclass(frozen=True, slots=True)
+class Handled:
+    conversation: Conversation
+    replies: tuple[RenderedReply, ...]
+
+
+def register_metrics(metrics: Metrics) -> None:
+    metrics.counter("messages_in_total", "Customer messages received, by channel.")
+    metrics.counter("replies_out_total", "Bot and system replies produced, by channel.")
+    metrics.counter("intents_total", "Recognised intents of customer messages.")
+    metrics.counter("fallbacks_total", "Messages the bot did not understand.")
+    metrics.counter("handoffs_total", "Conversations handed to a person, by reason.")
+    metrics.counter("turn_errors_total", "Turns where the engine failed or timed out.")
+    metrics.histogram(
+        "turn_seconds", "Time to answer one message.", (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5)
+    )
+
+
+class Gateway:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        locks: Locks,
+        engine: DialogEngine,
+        translator: Translator,
+        metrics: Metrics,
+        default_locale: str = "ru",
+        turn_timeout: float = 10.0,
+    ) -> None:
+        self._store = store
+        self._locks = locks
+        self._engine = engine
+        self._translator = translator
+        self._metrics = metrics
+        self._default_locale = default_locale
+        self._turn_timeout = turn_timeout
+
+    async def handle(self, inbound: Inbound, *, contract_number: str | None = None) -> Handled:
+        """Answer one inbound. ``contract_number`` is set only by a channel that has verified the
+        customer (a signed identity); it makes the conversation authenticated for that contract."""
+        started = time.perf_counter()
+        channel = inbound.key.channel
+        self._metrics.inc("messages_in_total", channel=channel)
+        async with self._locks.hold(inbound.key.id):
+            conversation = await self._store.load_conversation(inbound.key) or Conversation(
+                key=inbound.key,
+                locale=self._translator.resolve_locale(inbound.locale or self._default_locale),
+            )
+            if inbound.locale:
+                conversation = replace(
+                    conversation, locale=self._translator.resolve_locale(inbound.locale)
+                )
+            if contract_number and contract_number != conversation.contract_number:
+                conversation = replace(conversation, contract_number=contract_number)
+                await self._store.link_identity(inbound.key, contract_number, "signed")
+            await self._store.append_message(
+                conversation.id, "customer", _customer_text(inbound), meta=_customer_meta(inbound)
+            )
+            if conversation.state in ("queued", "operator"):
+                conversation, replies = self._while_with_person(conversation, inbound)
+            else:
+                if conversation.state == "closed":
+                    conversation = replace(conversation, state="bot")
+                conversation, replies = await self._bot_turn(conversation, inbound)
+            await self._store.save_conversation(conversation)
+            rendered = tuple(self._translator.render_reply(conversation.locale, r) for r in replies)
+            for reply in rendered:
+                await self._store.append_message(
+                    conversation.id, reply.sender, reply.text, buttons=reply.buttons
+                )
+        self._metrics.inc("replies_out_total", len(rendered), channel=channel)
+        self._metrics.observe("turn_seconds", time.perf_counter() - started, channel=channel)
+        return Handled(conversation, rendered)
+
+    def _while_with_person(
+        self, conversation: Conversation, inbound: Inbound
+    ) -> tuple[Conversation, list[Reply]]:
+        # The bot stays silent; the message is in the transcript for the operator.
+        if inbound.payload == BACK_TO_BOT and conversation.state == "queued":
+            return replace(conversation, state="bot"), [
+                Reply((Text("handoff.returned_to_bot"),), self._engine.menu_buttons(), "system")
+            ]
+        return conversation, []
+
+    async def _bot_turn(
+        self, conversation: Conversation, inbound: Inbound
+    ) -> tuple[Conversation, list[Reply]]:
+        try:
+            turn: Turn = await asyncio.wait_for(
+                self._engine.step(conversation, inbound), self._turn_timeout
+            )
+        except Exception:  # the customer must get an answer whatever broke
+            log.exception("dialog turn failed for %s", conversation.key.channel)
+            self._metrics.inc("turn_errors_total", channel=conversation.key.channel)
+            return conversation, [Reply((Text("error.generic"),), self._engine.menu_buttons())]
+        if turn.nlu is not None:
+            self._metrics.inc("intents_total", intent=_metric_intent(turn.nlu.intent))
+            if not self._engine.nlu.understood(turn.nlu):
+                self._metrics.inc("fallbacks_total", channel=conversation.key.channel)
+        replies = list(turn.replies)
+        conversation = turn.conversation
+        if turn.handoff is not None:
+            self._metrics.inc("handoffs_total", reason=turn.handoff.reason)
+            conversation = replace(
+                conversation,
+                state="queued",
+                dialog={**conversation.dialog, "handoff": {"department": turn.handoff.department,
+                                                           "reason": turn.handoff.reason}},
+            )  # fmt: skip
+            back = ButtonModel(Text("button.back_to_bot"), BACK_TO_BOT)
+            if replies:
+                last = replies[-1]
+                replies[-1] = replace(last, buttons=(*last.buttons, back))
+        return conversation, replies
+
+
+def _metric_intent(intent: str) -> str:
+    return intent if intent in INTENTS else "payload"
+
+
+def _customer_text(inbound: Inbound) -> str:
+    if inbound.text:
+        return inbound.text
+    if inbound.payload:
+        return inbound.payload
+    if inbound.location is not None:
+        return f"📍 {inbound.location.lat:.5f}, {inbound.location.lon:.5f}"
+    return ""
+
+
+def _customer_meta(inbound: Inbound) -> dict[str, object]:
+    meta: dict[str, object] = {"message_id": inbound.message_id, "kind": inbound.kind}
+    if inbound.payload:
+        meta["payload"] = inbound.payload
+    if inbound.location is not None:
+        meta["location"] = {"lat": inbound.location.lat, "lon": inbound.location.lon}
+    return meta

@@ -1,0 +1,13 @@
+"""Intent names of INTENTS.md: part of the public contract (predict output, logs, metrics, flows)."""
+
+from __future__ import annotations
+
+INTENTS: tuple[str, ...] = (
+    "greet", "goodbye", "thanks", "balance", "bonus_balance", "payment_history",
+    "payment_method", "promised_payment", "tariffs", "change_tariff", "coverage", "offices",
+    "internet_down", "technician_visit", "suspend_service", "terminate_contract",
+    "human_operator", "callback_request", "account_access", "promotions", "complaint",
+    "unblock_account", "add_service", "support_contacts", "out_of_scope",
+)  # fmt: skip
+
+OUT_OF_SCOPE = "out_of_scope"

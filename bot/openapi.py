@@ -1,0 +1,180 @@
+"""OpenAPI 3 description of the HTTP surface (served at ``/api/v1/openapi.json``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot import __version__
+
+_REPLY = {
+    "type": "object",
+    "properties": {
+        "text": {"type": "string"},
+        "buttons": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"title": {"type": "string"}, "payload": {"type": "string"}},
+                "required": ["title", "payload"],
+            },
+        },
+    },
+    "required": ["text", "buttons"],
+}
+_ERROR = {
+    "type": "object",
+    "properties": {"error": {"type": "string"}},
+    "required": ["error"],
+}
+
+
+def _err(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def openapi_document() -> dict[str, Any]:
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "ISP support gateway",
+            "version": __version__,
+            "description": "REST channel, transcripts and service endpoints of the gateway.",
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Reply": _REPLY,
+                "Error": _ERROR,
+                "MessageRequest": {
+                    "type": "object",
+                    "required": ["sender"],
+                    "properties": {
+                        "sender": {"type": "string", "maxLength": 128},
+                        "text": {"type": "string", "maxLength": 4096},
+                        "payload": {"type": "string", "maxLength": 1024},
+                        "location": {
+                            "type": "object",
+                            "properties": {
+                                "lat": {"type": "number", "minimum": -90, "maximum": 90},
+                                "lon": {"type": "number", "minimum": -180, "maximum": 180},
+                            },
+                            "required": ["lat", "lon"],
+                        },
+                        "identity": {
+                            "type": "object",
+                            "description": "hash = hex HMAC-SHA256(BOT_IDENTITY_SECRET, contract_number)",
+                            "properties": {
+                                "contract_number": {"type": "string"},
+                                "hash": {"type": "string"},
+                            },
+                            "required": ["contract_number", "hash"],
+                        },
+                        "locale": {"type": "string", "example": "ru"},
+                        "message_id": {"type": "string"},
+                    },
+                },
+                "MessageResponse": {
+                    "type": "object",
+                    "required": ["conversation_id", "state", "replies"],
+                    "properties": {
+                        "conversation_id": {"type": "string"},
+                        "state": {"type": "string", "enum": ["bot", "queued", "operator", "closed"]},
+                        "replies": {"type": "array", "items": {"$ref": "#/components/schemas/Reply"}},
+                    },
+                },
+                "Transcript": {
+                    "type": "object",
+                    "properties": {
+                        "conversation_id": {"type": "string"},
+                        "cursor": {"type": "integer"},
+                        "messages": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "id": {"type": "integer"},
+                                    "from": {
+                                        "type": "string",
+                                        "enum": ["customer", "bot", "operator", "system"],
+                                    },
+                                    "text": {"type": "string"},
+                                    "at": {"type": "string", "format": "date-time"},
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+        "paths": {
+            "/api/v1/messages": {
+                "post": {
+                    "summary": "Send a customer message; the bot's replies come back in the body",
+                    "security": [{"bearer": []}],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/MessageRequest"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "The turn's replies",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/MessageResponse"}
+                                }
+                            },
+                        },
+                        "400": _err("Malformed request"),
+                        "401": _err("Missing or wrong bearer token"),
+                        "403": _err("Invalid identity signature, or not loopback without a token"),
+                    },
+                }
+            },
+            "/api/v1/conversations/{conversation_id}/messages": {
+                "get": {
+                    "summary": "Transcript of a conversation, in order",
+                    "security": [{"bearer": []}],
+                    "parameters": [
+                        {"name": "conversation_id", "in": "path", "required": True,
+                         "schema": {"type": "string"}},
+                        {"name": "after", "in": "query", "schema": {"type": "integer"}},
+                        {"name": "limit", "in": "query", "schema": {"type": "integer"}},
+                    ],  # fmt: skip
+                    "responses": {
+                        "200": {
+                            "description": "Messages after the cursor",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Transcript"}
+                                }
+                            },
+                        },
+                        "400": _err("Bad cursor"),
+                        "401": _err("Missing or wrong bearer token"),
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "summary": "200 when the store and the engine answer",
+                    "responses": {"200": {"description": "healthy"}, "503": {"description": "not"}},
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "responses": {"200": {"description": "text/plain exposition format"}},
+                }
+            },
+            "/api/v1/openapi.json": {
+                "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI"}}}
+            },
+        },
+    }

@@ -1,0 +1,98 @@
+"""Wiring: builds every backend from ``Settings`` once, for the server and the terminal chat."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.catalog.billing import Billing, load_csv_billing
+from bot.catalog.catalog import Catalog, load_catalog
+from bot.config import Settings
+from bot.dialog.actions import ACTIONS
+from bot.dialog.engine import INFORM, MENU, DialogEngine
+from bot.dialog.flows import DialogConfig, load_dialog
+from bot.dialog.slots import SUGGESTERS, VALIDATORS
+from bot.gateway import Gateway, register_metrics
+from bot.i18n import Translator, load_translator
+from bot.intents.classifier import LinearIntentClassifier, load_examples
+from bot.intents.entities import EntityExtractor
+from bot.intents.names import INTENTS
+from bot.intents.nlu import Nlu
+from bot.metrics import Metrics
+from bot.storage.base import Locks, Store
+from bot.storage.memory_locks import MemoryLocks
+from bot.storage.sqlite import SqliteStore
+
+log = logging.getLogger(__name__)
+
+
+def build_nlu(catalog: Catalog, *, flows_dir: Path, threshold: float) -> Nlu:
+    examples = load_examples(flows_dir / "nlu")
+    classifier = LinearIntentClassifier(examples)
+    extractor = EntityExtractor(list(catalog.cities.values()))
+    return Nlu(classifier=classifier, extractor=extractor, threshold=threshold)
+
+
+def build_dialog(flows_dir: Path, translator: Translator) -> DialogConfig:
+    return load_dialog(
+        flows_dir / "dialog.yml",
+        intents=(*INTENTS, INFORM, MENU),
+        actions=ACTIONS.keys(),
+        validators=VALIDATORS.keys(),
+        suggesters=SUGGESTERS.keys(),
+        messages=translator.catalogs["ru"].keys(),
+    )
+
+
+@dataclass
+class Services:
+    settings: Settings
+    catalog: Catalog
+    billing: Billing
+    store: Store
+    locks: Locks
+    translator: Translator
+    nlu: Nlu
+    engine: DialogEngine
+    metrics: Metrics
+    gateway: Gateway
+
+    async def close(self) -> None:
+        await self.locks.close()
+        await self.billing.close()
+        await self.store.close()
+
+
+def build_services(settings: Settings) -> Services:
+    """Load and check everything up front: a broken catalog, flow or locale stops start-up with
+    a message naming the file, instead of failing later in a customer's conversation."""
+    translator = load_translator(settings.locales_dir)
+    dialog = build_dialog(settings.flows_dir, translator)
+    catalog = load_catalog(settings.data_dir)
+    billing = load_csv_billing(settings.data_dir, catalog)
+    nlu = build_nlu(catalog, flows_dir=settings.flows_dir, threshold=settings.nlu_threshold)
+    store = SqliteStore(path=settings.sqlite_path)
+    locks = MemoryLocks()
+    metrics = Metrics()
+    register_metrics(metrics)
+    engine = DialogEngine(
+        config=dialog, nlu=nlu, actions=ACTIONS, catalog=catalog, billing=billing, store=store
+    )
+    gateway = Gateway(
+        store=store,
+        locks=locks,
+        engine=engine,
+        translator=translator,
+        metrics=metrics,
+        default_locale=settings.default_locale,
+        turn_timeout=settings.turn_timeout,
+    )
+    log.info(
+        "catalog %s: %d cities, %d tariffs, %d offices, %d houses",
+        settings.data_dir, len(catalog.cities), len(catalog.tariffs), len(catalog.offices),
+        len(catalog.coverage),
+    )  # fmt: skip
+    return Services(
+        settings, catalog, billing, store, locks, translator, nlu, engine, metrics, gateway
+    )

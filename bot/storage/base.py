@@ -1,0 +1,107 @@
+"""Storage interfaces. Every backend (embedded SQLite, Redis) implements these and passes the
+same contract tests in ``tests/storage``."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bot.models import Conversation, ConversationKey, RenderedButton, Sender, TranscriptEntry
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityLink:
+    """A conversation (messenger account) vouched to belong to a contract."""
+
+    key: ConversationKey
+    contract_number: str
+    method: str
+    linked_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRequest:
+    """Something the customer asked the provider to act on: a connection request, a call back."""
+
+    id: int
+    kind: str
+    conversation_id: str
+    data: Mapping[str, Any]
+    created_at: datetime
+
+
+class Store(abc.ABC):
+    """Durable state of the gateway: conversations, transcripts, dedupe keys, identity links,
+    customer requests."""
+
+    # conversations
+    @abc.abstractmethod
+    async def load_conversation(self, key: ConversationKey) -> Conversation | None: ...
+
+    @abc.abstractmethod
+    async def save_conversation(self, conversation: Conversation) -> None: ...
+
+    # transcripts
+    @abc.abstractmethod
+    async def append_message(
+        self,
+        conversation_id: str,
+        sender: Sender,
+        text: str,
+        *,
+        buttons: Sequence[RenderedButton] = (),
+        meta: Mapping[str, Any] | None = None,
+    ) -> TranscriptEntry: ...
+
+    @abc.abstractmethod
+    async def messages(
+        self, conversation_id: str, *, after: int = 0, limit: int = 200
+    ) -> list[TranscriptEntry]: ...
+
+    # dedupe
+    @abc.abstractmethod
+    async def remember_once(self, scope: str, platform_id: str) -> bool:
+        """Record a platform delivery id; True the first time, False for a redelivery."""
+
+    # identity links
+    @abc.abstractmethod
+    async def link_identity(
+        self, key: ConversationKey, contract_number: str, method: str
+    ) -> None: ...
+
+    @abc.abstractmethod
+    async def identity(self, key: ConversationKey) -> IdentityLink | None: ...
+
+    @abc.abstractmethod
+    async def revoke_identity(self, key: ConversationKey) -> bool: ...
+
+    # customer requests (connection requests, call-backs)
+    @abc.abstractmethod
+    async def add_request(
+        self, kind: str, conversation_id: str, data: Mapping[str, Any]
+    ) -> StoredRequest: ...
+
+    @abc.abstractmethod
+    async def requests(self, kind: str | None = None) -> list[StoredRequest]: ...
+
+    @abc.abstractmethod
+    async def ping(self) -> bool:
+        """True when the backend answers (for ``/healthz``)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+
+class Locks(abc.ABC):
+    """Per-conversation mutual exclusion: state is read only after the lock is held, so quick
+    successive messages of one conversation never see stale state (cf. aiogram#1317)."""
+
+    @abc.abstractmethod
+    def hold(self, conversation_id: str) -> AbstractAsyncContextManager[None]: ...
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release backend resources."""
