@@ -47,7 +47,7 @@ class Settings:
     default_locale: str = "ru"
     rest_token: str | None = field(default=None, repr=False)
     identity_secret: str | None = field(default=None, repr=False)
-    nlu_threshold: float = 0.3
+    nlu_threshold: float = 0.4
     turn_timeout: float = 10.0
     log_level: str = "INFO"
 

@@ -64,14 +64,17 @@ class Services:
         await self.store.close()
 
 
-def build_services(settings: Settings) -> Services:
+def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
     """Load and check everything up front: a broken catalog, flow or locale stops start-up with
-    a message naming the file, instead of failing later in a customer's conversation."""
+    a message naming the file, instead of failing later in a customer's conversation.
+
+    ``nlu`` lets tests share one trained model between many short-lived service sets."""
     translator = load_translator(settings.locales_dir)
     dialog = build_dialog(settings.flows_dir, translator)
     catalog = load_catalog(settings.data_dir)
     billing = load_csv_billing(settings.data_dir, catalog)
-    nlu = build_nlu(catalog, flows_dir=settings.flows_dir, threshold=settings.nlu_threshold)
+    if nlu is None:
+        nlu = build_nlu(catalog, flows_dir=settings.flows_dir, threshold=settings.nlu_threshold)
     store = SqliteStore(path=settings.sqlite_path)
     locks = MemoryLocks()
     metrics = Metrics()

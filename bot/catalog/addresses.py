@@ -11,7 +11,7 @@ never shadow an exact one.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from difflib import SequenceMatcher
 from enum import StrEnum
@@ -73,6 +73,13 @@ _FLAT_MARKERS = frozenset({"кв", "квартира", "квартиры", "кв
 _KORPUS_MARKERS = frozenset({"к", "k", "корп", "корпус"})
 _BUILDING_MARKERS = frozenset({"с", "стр", "строение"})
 _LETTER_MARKERS = frozenset({"лит", "литер", "литера"})
+# Numbered parts of a building that are not the house: "подъезд 2", "3 этаж", "офис 5".
+_INSIDE_MARKERS = frozenset(
+    {
+        "подъезд", "подъезда", "подъезде", "под", "этаж", "этаже", "эт", "офис", "оф", "комната",
+        "комн", "пом", "помещение", "секция", "домофон",
+    }
+)  # fmt: skip
 # Words right after a number that make it an amount or a time, not a house ("500 рублей").
 _UNIT_WORDS = frozenset(
     {
@@ -178,7 +185,7 @@ def _tokenize(folded: str) -> list[_Tok]:
 
 
 def _ordinal_at(raw: Sequence[_Tok], i: int) -> tuple[_Tok, int] | None:
-    """ "2-я", "2я", "7-й" written together are one ordinal word of a street name, not a house."""
+    """One ordinal word of a street name ("2-я", "2я", "7-й" written together), not a house."""
     num = raw[i]
     if num.kind != "n":
         return None
@@ -325,6 +332,9 @@ def _read_letter(toks: Sequence[_Tok], j: int, prev_end: int, used: Sequence[boo
 def _read_marked_number(
     toks: Sequence[_Tok], j: int, markers: frozenset[str], used: Sequence[bool]
 ) -> tuple[str, int] | None:
+    """("2", index after it) for "к2", "корп. 2", ", корпус 2" starting at j."""
+    if j < len(toks) and toks[j].text == ",":  # "дом 39, корпус 2"
+        j += 1
     if j >= len(toks) or used[j] or toks[j].kind != "w" or toks[j].text not in markers:
         return None
     k = _skip_dot(toks, j + 1)
@@ -447,6 +457,10 @@ class _CityForm:
         return result
 
 
+def _opening(word: str) -> str:
+    return word.split("-")[0][:_MIN_STEM]
+
+
 class _CityMatcher:
     def __init__(self, cities: Sequence[City]) -> None:
         forms: list[_CityForm] = []
@@ -456,15 +470,19 @@ class _CityMatcher:
                 if words:
                     parts = tuple(tuple(_NamePart.of(p) for p in w.split("-")) for w in words)
                     forms.append(_CityForm(city.city_id, parts))
+        # Any spelling that matches keeps the first three letters of the name (stems are at
+        # least that long), so only the forms sharing a word's opening are tried on it.
         # Longest first so "Нижний Новгород" wins over a city called "Новгород".
-        self._forms = sorted(forms, key=lambda f: -len(f.words))
+        self._forms: dict[str, list[_CityForm]] = {}
+        for form in sorted(forms, key=lambda f: -len(f.words)):
+            self._forms.setdefault(_opening(form.words[0][0].exact), []).append(form)
 
     def find(self, toks: Sequence[_Tok], used: Sequence[bool]) -> tuple[str, int, int] | None:
         """(city_id, first token, end token) of the first city named in the text."""
         for i, tok in enumerate(toks):
             if used[i] or tok.kind != "w":
                 continue
-            for form in self._forms:
+            for form in self._forms.get(_opening(tok.text), ()):
                 m = form.match(toks, i, used)
                 if m and self._is_city_here(toks, i, i + len(form.words), inflected=m == 2):
                     return form.city_id, i, i + len(form.words)
@@ -493,7 +511,7 @@ def _matcher_for(cities: tuple[City, ...]) -> _CityMatcher:
 
 # --- parsing -----------------------------------------------------------------------------------
 
-Span = tuple[int, int]
+_Span = tuple[int, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -505,10 +523,10 @@ class ParsedAddress:
     street_kind: str | None  # type word, if the customer wrote one ("пер")
     house: str | None  # normalized ("39а", "5к2", "12/1")
     flat: str | None  # never used for matching
-    city_span: Span | None = None
-    street_span: Span | None = None
-    house_span: Span | None = None
-    flat_span: Span | None = None
+    city_span: _Span | None = None
+    street_span: _Span | None = None
+    house_span: _Span | None = None
+    flat_span: _Span | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -526,7 +544,7 @@ class _Found:
     lead: int = -1  # index of a marker before it ("кв", the dash of "39-5"), if any
 
 
-def _span(toks: Sequence[_Tok], start: int, end: int) -> Span:
+def _span(toks: Sequence[_Tok], start: int, end: int) -> _Span:
     return toks[start].start, toks[end - 1].end
 
 
@@ -560,6 +578,21 @@ def _find_flat(toks: Sequence[_Tok], used: list[bool]) -> _Found | None:
             _mark(used, i, end)
             return _Found(flat, j, end, lead=i)
     return None
+
+
+def _mask_inside_parts(toks: Sequence[_Tok], used: list[bool], boundary: list[bool]) -> None:
+    """Hide "подъезд 2" / "3 этаж" (the word and its number) from the house and the street."""
+    for i, tok in enumerate(toks):
+        if tok.kind != "w" or tok.text not in _INSIDE_MARKERS:
+            continue
+        span = [i]
+        after = _skip_dot(toks, i + 1)
+        if after < len(toks) and toks[after].kind == "n":
+            span.append(after)
+        elif i > 0 and toks[i - 1].kind in ("n", "o"):
+            span.append(i - 1)
+        for k in span:
+            used[k] = boundary[k] = True
 
 
 def _house_marker(toks: Sequence[_Tok], i: int, used: Sequence[bool]) -> int | None:
@@ -607,7 +640,8 @@ def _find_house(toks: Sequence[_Tok], used: list[bool]) -> _Found | None:
             continue
         followed = end < len(toks) and toks[end].kind == "w" and _is_content(toks, end, used)
         hits.append((_Found(text, i, end), not followed))
-        i = end
+        # The 5 of "39-5" is a flat, never a house of its own.
+        i = end + 2 if _dash_flat(toks, end, used) else end
     for hit, _free in hits:
         if _house_marker(toks, hit.start, used) is not None:
             return hit
@@ -618,7 +652,7 @@ def _find_house(toks: Sequence[_Tok], used: list[bool]) -> _Found | None:
 
 
 def _dash_flat(toks: Sequence[_Tok], end: int, used: Sequence[bool]) -> _Found | None:
-    """ "39-5" is house 39, flat 5 in Russian shorthand."""
+    """Flat 5 of "39-5", the usual Russian shorthand for house 39, flat 5."""
     if end + 1 >= len(toks) or toks[end].text != "-" or used[end + 1]:
         return None
     dash, num = toks[end], toks[end + 1]
@@ -634,25 +668,36 @@ def _street_phrase(
     when there are none: "ленина проспект, дом 22"), else those after it; without a house, the
     last words of the text."""
 
-    def collect(indices: Iterable[int]) -> list[int]:
+    def collect(indices: Sequence[int], wanted: Callable[[int], bool]) -> list[int]:
         group: list[int] = []
         for k in indices:
             if boundary[k] and group:
                 break
-            if _is_content(toks, k, used):
+            if wanted(k):
                 group.append(k)
                 if len(group) == _MAX_STREET_WORDS:
                     break
-        return group
+        return sorted(group)
+
+    def content(k: int) -> bool:
+        return _is_content(toks, k, used)
+
+    def type_word_as_name(k: int) -> bool:
+        # "Набережная 1": the type word is the whole name; abbreviations never are.
+        return not used[k] and _kind_at(toks, k) is not None and len(toks[k].text) >= 5
 
     if house is None:
-        return sorted(collect(range(len(toks) - 1, -1, -1)))
-    start = house.start
-    marker = _house_marker(toks, start, used)
-    before = collect(range((start if marker is None else marker) - 1, -1, -1))
-    if before:
-        return sorted(before)
-    return collect(range(house.end, len(toks)))
+        orders = [range(len(toks) - 1, -1, -1)]
+    else:
+        marker = _house_marker(toks, house.start, used)
+        before = house.start if marker is None else marker
+        orders = [range(before - 1, -1, -1), range(house.end, len(toks))]
+    for wanted in (content, type_word_as_name):
+        for order in orders:
+            group = collect(order, wanted)
+            if group:
+                return group
+    return []
 
 
 def _street_type_near(
@@ -679,6 +724,7 @@ def _parse(text: str, matcher: _CityMatcher) -> _Parse:
     boundary = [t.kind == "p" and t.text in _SEPARATORS for t in toks]
 
     flat = _find_flat(toks, used)
+    _mask_inside_parts(toks, used, boundary)
     city = matcher.find(toks, used)
     if city is not None:
         _mark(used, city[1], city[2])
@@ -721,8 +767,11 @@ class AddressLookupKind(StrEnum):
     FOUND = "found"
     HOUSE_NOT_FOUND = "house_not_found"  # the street is known, the house is not in the register
     STREET_NOT_FOUND = "street_not_found"
-    AMBIGUOUS_STREET = "ambiguous_street"  # pick one of `candidates`, then lookup_street()
-    NEED_CITY = "need_city"  # the street is in several cities and the house decides none
+    # Several streets of the city have the house ("ул. Мира 3", "пер. Мира 3"): pick one of
+    # `candidates`, then lookup_street().
+    AMBIGUOUS_STREET = "ambiguous_street"
+    # The city is unknown and neither the street nor street + house is in exactly one city.
+    NEED_CITY = "need_city"
     NO_ADDRESS = "no_address"  # no street or no house in the text
 
 
@@ -737,8 +786,9 @@ class AddressLookup:
     kind: AddressLookupKind
     parsed: ParsedAddress
     entry: CoverageEntry | None = None  # for FOUND
-    # AMBIGUOUS_STREET / NEED_CITY: the matching streets, best first; STREET_NOT_FOUND: the
-    # closest streets, if any are close.
+    # The matching streets (distinct city + street, best first, at most 5): the choices for
+    # AMBIGUOUS_STREET, the cities' streets for NEED_CITY, the street(s) for HOUSE_NOT_FOUND;
+    # for STREET_NOT_FOUND the closest streets, if any are close.
     candidates: tuple[StreetRef, ...] = ()
     city_id: str | None = None  # given, named in the text, or inferred from street + house
 
@@ -788,16 +838,27 @@ def _bounded_distance(a: str, b: str, limit: int) -> int:
     return min(prev[-1], limit + 1)
 
 
-def _typo_distance(query: _Key, street: _Key) -> tuple[int, int]:
-    """(edits, budget): the closer of the plain and the stemmed spelling, each judged against the
-    budget of its own length so stems (shorter) get no extra slack."""
-    best = (1, 0)  # over budget
+def _deletions(word: str, depth: int) -> set[str]:
+    """The word and every spelling of it with up to `depth` characters deleted."""
+    out = {word}
+    frontier = {word}
+    for _ in range(depth):
+        frontier = {w[:i] + w[i + 1 :] for w in frontier for i in range(len(w))}
+        out |= frontier
+    return out
+
+
+def _typo_distance(query: _Key, street: _Key) -> int | None:
+    """Edits between the keys if within the typo budget, else None. The plain and the stemmed
+    spellings are both tried, each against the budget of its own length, so stems (shorter) get
+    no extra slack."""
+    found: int | None = None
     for a, b in ((query.raw, street.raw), (query.stem, street.stem)):
         budget = _typo_budget(min(len(a), len(b)))
         edits = _bounded_distance(a, b, budget)
-        if edits <= budget and (edits, -budget) < (best[0], -best[1]):
-            best = (edits, budget)
-    return best
+        if edits <= budget and (found is None or edits < found):
+            found = edits
+    return found
 
 
 def _sub_phrases(toks: Sequence[_Tok]) -> list[tuple[_Tok, ...]]:
@@ -835,6 +896,13 @@ class AddressIndex:
             self._by_raw.setdefault(street.key.raw, []).append(street)
             self._by_stem.setdefault(street.key.stem, []).append(street)
         self._by_city = {city: tuple(found) for city, found in by_city.items()}
+        # Typo candidates without comparing against every street: two strings within k edits
+        # share a spelling reachable by at most k deletions from each (the SymSpell idea).
+        self._by_deletion: dict[str, set[int]] = {}
+        for n, street in enumerate(self._all):
+            for spelling in (street.key.raw, street.key.stem):
+                for variant in _deletions(spelling, _typo_budget(len(spelling))):
+                    self._by_deletion.setdefault(variant, set()).add(n)
 
     def streets(self, city_id: str) -> tuple[str, ...]:
         """The register's streets in a city, in register order."""
@@ -842,7 +910,15 @@ class AddressIndex:
 
     def lookup(self, text: str, city_id: str | None = None) -> AddressLookup:
         """Find a typed address. city_id is the city already known from the conversation; a city
-        named in the text wins over it."""
+        named in the text wins over it.
+
+        Without a street or a house number the answer is NO_ADDRESS (the parsed parts tell which
+        is missing). Streets are matched in tiers (exact, case endings, part of a multi-word name,
+        typos) and the first tier with a hit wins; a type word the customer wrote ("пер.") narrows
+        the hits when it can. An unknown city is inferred when the street + house, or else the
+        street, is in one city only; otherwise NEED_CITY. Within the city one street, or the one
+        same-named street that has the house, answers FOUND / HOUSE_NOT_FOUND; several with the
+        house are AMBIGUOUS_STREET."""
         parse = _parse(text, self._matcher)
         parsed = parse.address
         city = parsed.city_id or city_id
@@ -918,16 +994,19 @@ class AddressIndex:
             if len(s.key.words) > len(key.words) and key.words <= s.key.words
         ]
 
-    @staticmethod
-    def _fuzzy(key: _Key, pool: Sequence[_Street]) -> list[_Hit]:
+    def _fuzzy(self, key: _Key, pool: Sequence[_Street]) -> list[_Hit]:
         """Streets within the typo budget; only the closest ones, so one typo never ties with
         two."""
         if not key.has_letters:
             return []
+        near: set[int] = set()
+        for spelling in (key.raw, key.stem):
+            for variant in _deletions(spelling, _typo_budget(len(spelling))):
+                near |= self._by_deletion.get(variant, set())
         scored: list[tuple[int, _Street]] = []
-        for street in pool:
-            edits, budget = _typo_distance(key, street.key)
-            if edits <= budget:
+        for street in (self._all[n] for n in sorted(near)):
+            edits = _typo_distance(key, street.key)
+            if edits is not None:
                 scored.append((edits, street))
         if not scored:
             return []
@@ -940,22 +1019,27 @@ class AddressIndex:
 
     def _suggest(self, toks: Sequence[_Tok], city: str | None) -> tuple[StreetRef, ...]:
         """Close-enough streets to offer after every tier failed ("крупсккаяя")."""
-        keys = [key for sub in _sub_phrases(toks) if (key := _make_key(sub)) and key.has_letters]
-        scored: list[tuple[float, _Street]] = []
-        for street in self._pool(city):
-            best = 0.0
-            for key in keys:
-                matcher = SequenceMatcher(None, key.stem, street.key.stem)
+        keys = {
+            key.stem for sub in _sub_phrases(toks) if (key := _make_key(sub)) and key.has_letters
+        }
+        best: dict[int, float] = {}
+        for stem in keys:
+            # difflib caches its analysis of the second sequence, so the query goes there.
+            matcher = SequenceMatcher(None, autojunk=False)
+            matcher.set_seq2(stem)
+            for n, street in enumerate(self._all):
+                if city is not None and street.ref.city_id != city:
+                    continue
+                matcher.set_seq1(street.key.stem)
                 # The quick upper bounds skip most streets without the full comparison.
                 if (
                     matcher.real_quick_ratio() >= _SUGGEST_RATIO
                     and matcher.quick_ratio() >= _SUGGEST_RATIO
                 ):
-                    best = max(best, matcher.ratio())
-            if best >= _SUGGEST_RATIO:
-                scored.append((best, street))
-        scored.sort(key=lambda item: (-item[0], self._rank(item[1])))
-        return tuple(s.ref for _, s in scored[:_MAX_SUGGESTIONS])
+                    best[n] = max(best.get(n, 0.0), matcher.ratio())
+        close = [n for n, ratio in best.items() if ratio >= _SUGGEST_RATIO]
+        close.sort(key=lambda n: (-best[n], self._rank(self._all[n])))
+        return tuple(self._all[n].ref for n in close[:_MAX_SUGGESTIONS])
 
     # --- deciding ---
 
@@ -972,41 +1056,50 @@ class AddressIndex:
     def _decide(
         self, parsed: ParsedAddress, hits: Sequence[_Hit], city: str | None, house: str
     ) -> AddressLookup:
-        if city is not None:
-            return self._in_city(parsed, hits, city, house)
-        with_house = [h for h in hits if house in h.street.houses]
-        house_cities = {h.street.ref.city_id for h in with_house}
-        if len(house_cities) == 1:
-            # The street + house exists in one city only: that is the customer's city.
-            (only,) = house_cities
-            return self._in_city(
-                parsed, [h for h in hits if h.street.ref.city_id == only], only, house
-            )
-        if house_cities:
-            return AddressLookup(
-                AddressLookupKind.AMBIGUOUS_STREET,
-                parsed,
-                candidates=self._ordered(with_house, house),
-            )
-        street_cities = {h.street.ref.city_id for h in hits}
-        if len(street_cities) == 1:
-            (only,) = street_cities
-            return self._in_city(parsed, hits, only, house)
-        return AddressLookup(
-            AddressLookupKind.NEED_CITY, parsed, candidates=self._ordered(hits, house)
-        )
+        if city is None:
+            city = self._infer_city(hits, house)
+            if city is None:
+                # Asking the city beats a list of look-alike addresses in several cities, and
+                # the city is needed afterwards anyway (tariffs, phone).
+                return AddressLookup(
+                    AddressLookupKind.NEED_CITY, parsed, candidates=self._ordered(hits, house)
+                )
+            hits = [h for h in hits if h.street.ref.city_id == city]
+        return self._in_city(parsed, hits, city, house)
+
+    @staticmethod
+    def _infer_city(hits: Sequence[_Hit], house: str) -> str | None:
+        """The one city that has the street and house, else the one city that has the street."""
+        for group in ([h for h in hits if house in h.street.houses], hits):
+            cities = {h.street.ref.city_id for h in group}
+            if len(cities) == 1:
+                return cities.pop()
+            if cities:
+                return None
+        return None
 
     def _in_city(
         self, parsed: ParsedAddress, hits: Sequence[_Hit], city: str, house: str
     ) -> AddressLookup:
-        if len(hits) > 1:
+        having = [h for h in hits if house in h.street.houses]
+        if len(hits) == 1 or len(having) == 1:
+            # One street, or one of the same-named streets ("ул. Мира", "пер. Мира") that has
+            # the house: the reply names the full street, so a wrong guess is visible.
+            return self._on_street(parsed, (having or hits)[0].street, house)
+        if not having:
+            # No reading of the street has the house: the answer is the same whichever it is.
             return AddressLookup(
-                AddressLookupKind.AMBIGUOUS_STREET,
+                AddressLookupKind.HOUSE_NOT_FOUND,
                 parsed,
                 candidates=self._ordered(hits, house),
                 city_id=city,
             )
-        return self._on_street(parsed, hits[0].street, house)
+        return AddressLookup(
+            AddressLookupKind.AMBIGUOUS_STREET,
+            parsed,
+            candidates=self._ordered(having, house),
+            city_id=city,
+        )
 
     @staticmethod
     def _on_street(parsed: ParsedAddress, street: _Street, house: str) -> AddressLookup:

@@ -99,6 +99,8 @@ class _Run:
         if self.state.flow and self.state.pending:
             if await self._answer_pending(result):
                 return
+        result = self._by_entities(result)
+        self.result = result
         if await self._followup(result):
             return
         if not self.e._nlu.understood(result) or result.intent == INFORM:
@@ -130,6 +132,18 @@ class _Run:
                 from_payload=True,
             )  # fmt: skip
         return nlu.understand(inbound.text or "", locale=self.conversation.locale)
+
+    def _by_entities(self, result: NluResult) -> NluResult:
+        """A message the classifier is unsure about but that carries a telling entity (a house
+        number after a street: an address) goes to the intent configured for that entity."""
+        if self.e._nlu.understood(result) or result.from_payload:
+            return result
+        for entity in result.entities:
+            intent = self.config.entity_intents.get(entity.type)
+            if intent is not None:
+                return replace(result, intent=intent, confidence=max(result.confidence, 0.5),
+                               from_payload=False)  # fmt: skip
+        return result
 
     # --- slots ---------------------------------------------------------------------------
     def _value_from(self, slot: SlotSpec, result: NluResult, *, answering: bool) -> Any | None:
@@ -185,6 +199,10 @@ class _Run:
         had = pending in self.state.slots
         self._fill(flow, result, answering=pending)
         answered = pending in self.state.slots and (not had or self.state.slots[pending] != before)
+        if result.from_payload and result.intent in flow.intents:
+            # A button of this same flow (or a shared location) answers by itself.
+            await self._start(flow, result)
+            return True
         if answered:
             self.state.pending = None
             self.state.reasks = 0

@@ -61,6 +61,7 @@ class DialogConfig:
     menu: tuple[ButtonSpec, ...]
     followup_markers: tuple[str, ...]
     location_intent: str
+    entity_intents: Mapping[str, str]
     max_reasks: int
     max_misses: int
 
@@ -158,6 +159,7 @@ def load_dialog(
         menu=_buttons(data.get("menu"), f"{path}: menu"),
         followup_markers=tuple(str(m) for m in settings.get("followup_markers", [])),
         location_intent=str(settings.get("location_intent", "offices")),
+        entity_intents={str(k): str(v) for k, v in (settings.get("entity_intents") or {}).items()},
         max_reasks=int(settings.get("max_reasks", 2)),
         max_misses=int(settings.get("max_misses", 2)),
     )
