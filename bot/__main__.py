@@ -84,7 +84,9 @@ def _inbound(key: ConversationKey, line: str, buttons: list[str], locale: str) -
         parts = line.split()
         if len(parts) == 3:
             loc = Location(float(parts[1].rstrip(",")), float(parts[2]))
-            return Inbound(key, message_id, "location", location=loc, locale=locale, received_at=now)
+            return Inbound(
+                key, message_id, "location", location=loc, locale=locale, received_at=now
+            )
     if line.startswith("/") and len(line) > 1 and " " not in line.split("{")[0]:
         return Inbound(key, message_id, "payload", payload=line, locale=locale, received_at=now)
     return Inbound(key, message_id, "text", text=line, locale=locale, received_at=now)
@@ -103,7 +105,7 @@ async def _chat(settings: Settings, contract: str | None, locale: str) -> int:
         while True:
             if interactive:
                 try:
-                    line = input("> ")
+                    line = await asyncio.to_thread(input, "> ")
                 except EOFError:
                     break
             else:

@@ -18,8 +18,8 @@ from bot.dialog.types import Turn
 from bot.i18n import Translator
 from bot.intents.names import INTENTS
 from bot.metrics import Metrics
-from bot.models import Conversation, Inbound, RenderedReply, Reply, Text
 from bot.models import Button as ButtonModel
+from bot.models import Conversation, Inbound, RenderedReply, Reply, Text
 from bot.storage.base import Locks, Store
 
 log = logging.getLogger(__name__)

@@ -77,7 +77,9 @@ class Metrics:
                 running = 0
                 for bound, count in zip(hist.buckets, counts, strict=False):
                     running += count
-                    lines.append(f"{full}_bucket{_fmt_labels(labels, (('le', f'{bound:g}'),))} {running}")
+                    lines.append(
+                        f"{full}_bucket{_fmt_labels(labels, (('le', f'{bound:g}'),))} {running}"
+                    )
                 running += counts[-1]
                 lines.append(f"{full}_bucket{_fmt_labels(labels, (('le', '+Inf'),))} {running}")
                 lines.append(f"{full}_sum{_fmt_labels(labels)} {hist.sums[labels]:g}")

@@ -1,4 +1,4 @@
-"""Typed messages that cross module boundaries: what a channel hands the core, what the core answers.
+"""Typed messages that cross module boundaries: what a channel hands the core, what it answers.
 
 Raw platform JSON never leaves a channel adapter except inside ``Inbound.raw``.
 """
@@ -67,8 +67,8 @@ class Inbound:
 class Text:
     """A localisable text: a message id from ``locales/`` and its parameters.
 
-    Parameters may themselves be ``Text`` or ``Plural`` values, or lists of them (joined by newlines),
-    so an action can build a whole answer without holding a single customer-facing word.
+    Parameters may themselves be ``Text`` or ``Plural`` values, or lists of them (joined by
+    newlines), so an action can build a whole answer without holding a single customer-facing word.
     """
 
     key: str

@@ -59,16 +59,15 @@ class EvalReport:
 
 def evaluate(gold: Sequence[str], predicted: Sequence[str]) -> EvalReport:
     labels = sorted(set(gold))
-    p, r, f, s = precision_recall_fscore_support(
-        gold, predicted, labels=labels, zero_division=0
-    )
+    p, r, f, s = precision_recall_fscore_support(gold, predicted, labels=labels, zero_division=0)
     confusions = Counter((g, q) for g, q in zip(gold, predicted, strict=True) if g != q)
     return EvalReport(
         n=len(gold),
         accuracy=float(accuracy_score(gold, predicted)),
         macro_f1=float(f1_score(gold, predicted, labels=labels, average="macro", zero_division=0)),
         per_intent=[
-            (name, float(p[i]), float(r[i]), float(f[i]), int(s[i])) for i, name in enumerate(labels)
+            (name, float(p[i]), float(r[i]), float(f[i]), int(s[i]))
+            for i, name in enumerate(labels)
         ],
         confusions=[(g, q, c) for (g, q), c in confusions.most_common(20)],
     )

@@ -65,7 +65,9 @@ def openapi_document() -> dict[str, Any]:
                         },
                         "identity": {
                             "type": "object",
-                            "description": "hash = hex HMAC-SHA256(BOT_IDENTITY_SECRET, contract_number)",
+                            "description": (
+                                "hash = hex HMAC-SHA256(BOT_IDENTITY_SECRET, contract_number)"
+                            ),
                             "properties": {
                                 "contract_number": {"type": "string"},
                                 "hash": {"type": "string"},
@@ -81,8 +83,14 @@ def openapi_document() -> dict[str, Any]:
                     "required": ["conversation_id", "state", "replies"],
                     "properties": {
                         "conversation_id": {"type": "string"},
-                        "state": {"type": "string", "enum": ["bot", "queued", "operator", "closed"]},
-                        "replies": {"type": "array", "items": {"$ref": "#/components/schemas/Reply"}},
+                        "state": {
+                            "type": "string",
+                            "enum": ["bot", "queued", "operator", "closed"],
+                        },
+                        "replies": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/Reply"},
+                        },
                     },
                 },
                 "Transcript": {
@@ -142,11 +150,15 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Transcript of a conversation, in order",
                     "security": [{"bearer": []}],
                     "parameters": [
-                        {"name": "conversation_id", "in": "path", "required": True,
-                         "schema": {"type": "string"}},
+                        {
+                            "name": "conversation_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
                         {"name": "after", "in": "query", "schema": {"type": "integer"}},
                         {"name": "limit", "in": "query", "schema": {"type": "integer"}},
-                    ],  # fmt: skip
+                    ],
                     "responses": {
                         "200": {
                             "description": "Messages after the cursor",
@@ -174,7 +186,10 @@ def openapi_document() -> dict[str, Any]:
                 }
             },
             "/api/v1/openapi.json": {
-                "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI"}}}
+                "get": {
+                    "summary": "This document",
+                    "responses": {"200": {"description": "OpenAPI"}},
+                }
             },
         },
     }

@@ -79,7 +79,9 @@ def parse_message(body: Any) -> tuple[Inbound, Mapping[str, Any] | None]:
         raise RequestError("the body must be a JSON object")
     sender = body.get("sender")
     if not isinstance(sender, str) or not sender.strip() or len(sender) > MAX_SENDER:
-        raise RequestError(f"'sender' must be a non-empty string of at most {MAX_SENDER} characters")
+        raise RequestError(
+            f"'sender' must be a non-empty string of at most {MAX_SENDER} characters"
+        )
     text = _optional_str(body, "text", MAX_TEXT)
     payload = _optional_str(body, "payload", MAX_PAYLOAD)
     locale = _optional_str(body, "locale", 16)
@@ -126,9 +128,7 @@ class RestChannel:
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/api/v1/messages", self.post_message)
-        app.router.add_get(
-            "/api/v1/conversations/{conversation_id}/messages", self.get_messages
-        )
+        app.router.add_get("/api/v1/conversations/{conversation_id}/messages", self.get_messages)
 
     async def post_message(self, request: web.Request) -> web.Response:
         if not authorized(request, self._token):

@@ -96,9 +96,8 @@ class _Run:
             self._end_flow()
             self.replies.append(_reply("menu.prompt", self.e.menu_buttons()))
             return
-        if self.state.flow and self.state.pending:
-            if await self._answer_pending(result):
-                return
+        if self.state.flow and self.state.pending and await self._answer_pending(result):
+            return
         result = self._by_entities(result)
         self.result = result
         if await self._followup(result):

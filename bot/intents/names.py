@@ -1,4 +1,4 @@
-"""Intent names of INTENTS.md: part of the public contract (predict output, logs, metrics, flows)."""
+"""Intent names of INTENTS.md: a public contract (predict output, logs, metrics, flows)."""
 
 from __future__ import annotations
 

@@ -239,7 +239,8 @@ class SqliteStore(Store):
 
         def q(db: sqlite3.Connection) -> int:
             cur = db.execute(
-                "INSERT INTO requests (kind, conversation_id, data, created_at) VALUES (?, ?, ?, ?)",
+                "INSERT INTO requests (kind, conversation_id, data, created_at)"
+                " VALUES (?, ?, ?, ?)",
                 (kind, conversation_id, payload, at.isoformat()),
             )
             return cast(int, cur.lastrowid)
@@ -261,7 +262,7 @@ class SqliteStore(Store):
         ]
 
     async def ping(self) -> bool:
-        row = await self._run(lambda db: db.execute("SELECT 1").fetchone())
+        row: tuple[int] | None = await self._run(lambda db: db.execute("SELECT 1").fetchone())
         return row == (1,)
 
     async def close(self) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from bot.catalog.models import Account
-from bot.dialog.actions.render import day_month, tariff_line, transaction_line
+from bot.dialog.actions.render import day_month, transaction_line
 from bot.dialog.types import ActionContext, ActionResult
 from bot.models import Button, Plural, Raw, Reply, Text
 

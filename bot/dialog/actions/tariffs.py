@@ -61,4 +61,6 @@ async def answer_support_contacts(ctx: ActionContext) -> ActionResult:
         Button(Text("button.offices"), "/offices"),
         Button(Text("button.operator"), "/human_operator"),
     )
-    return ActionResult(replies=(Reply((Text("info.support_contacts", {"phones": phones}),), buttons),))
+    return ActionResult(
+        replies=(Reply((Text("info.support_contacts", {"phones": phones}),), buttons),)
+    )
