@@ -18,7 +18,16 @@ from typing import Any
 
 import yaml
 
-from bot.models import Button, Plural, Raw, RenderedButton, RenderedReply, Reply, Text
+from bot.models import (
+    Button,
+    Number,
+    Plural,
+    Raw,
+    RenderedButton,
+    RenderedReply,
+    Reply,
+    Text,
+)
 
 DEFAULT_LOCALE = "ru"
 
@@ -104,6 +113,9 @@ class Translator:
             return form.format(n=value.n)
         if isinstance(value, Raw):
             return value.value
+        if isinstance(value, Number):
+            text = f"{value.value.normalize():f}"
+            return text.replace(".", ",") if locale == "ru" else text
         if isinstance(value, Decimal):
             return self.money(locale, value)
         if isinstance(value, list | tuple):

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Literal
 
 ConversationState = Literal["bot", "queued", "operator", "closed"]
@@ -81,6 +82,13 @@ class Plural:
 
     key: str
     n: int
+
+
+@dataclass(frozen=True, slots=True)
+class Number:
+    """A decimal quantity written with the locale's separator: 1,2 км / 1.2 km."""
+
+    value: Decimal
 
 
 @dataclass(frozen=True, slots=True)

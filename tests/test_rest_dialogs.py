@@ -192,18 +192,28 @@ async def test_offices_by_street(say: Say) -> None:
 
 
 async def test_nearest_terminal_by_location(say: Say, services: Services) -> None:
-    await say("u-geo", "где терминал оплаты?")  # asks for the city or a location
+    asked = await say("u-geo", "где терминал оплаты?")  # asks for the city or a location
+    assert "геопозицию" in texts(asked)
     here = {"lat": 56.1517, "lon": 101.634}  # central Bratsk
     answer = await say("u-geo", location=here)
     text = texts(answer)
-    nearest = services.catalog.nearest(here["lat"], here["lon"], kind="office", limit=1)[0]
-    assert nearest.office.address in text
-    assert "от вас" in text
-    terminals = next(b for b in buttons(answer) if "терминал" in b["title"].lower())
-    shown = await say("u-geo", payload=terminals["payload"])
-    first = services.catalog.nearest(here["lat"], here["lon"], kind="terminal", limit=1)[0]
+    nearest = services.catalog.nearest(here["lat"], here["lon"], kind="terminal", limit=3)
+    positions = [text.index(n.office.address) for n in nearest]
+    assert positions == sorted(positions), "nearest first"
+    assert "💳" in text and "🏢" not in text
+    assert "м от вас" in text
+    offices = next(b for b in buttons(answer) if "офис" in b["title"].lower())
+    shown = await say("u-geo", payload=offices["payload"])
+    first = services.catalog.nearest(here["lat"], here["lon"], kind="office", limit=1)[0]
     assert first.office.address in texts(shown)
-    assert "💳" in texts(shown)
+    assert "🏢" in texts(shown)
+
+
+async def test_location_far_from_every_office(say: Say) -> None:
+    answer = await say("u-far", location={"lat": 55.75, "lon": 37.61})  # Moscow
+    text = texts(answer)
+    assert "Рядом с вами наших офисов нет" in text
+    assert text.count("🏢") == 1
 
 
 async def test_twice_not_understood_offers_an_operator(say: Say) -> None:

@@ -200,7 +200,7 @@ class _Run:
         answered = pending in self.state.slots and (not had or self.state.slots[pending] != before)
         if result.from_payload and result.intent in flow.intents:
             # A button of this same flow (or a shared location) answers by itself.
-            await self._start(flow, result)
+            await self._start(flow, result, base=self.state.slots)
             return True
         if answered:
             self.state.pending = None

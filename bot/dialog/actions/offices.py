@@ -12,8 +12,12 @@ from bot.models import Button, Raw, Reply, Text
 
 
 def _kind(ctx: ActionContext) -> OfficeKind:
-    if ctx.slots.get("kind") in ("office", "terminal"):
-        return "terminal" if ctx.slots["kind"] == "terminal" else "office"
+    chosen = ctx.slots.get("kind")
+    if chosen is None and not ctx.text:
+        # A bare shared location right after "где терминал?" means terminals near me.
+        chosen = ctx.memory.get("office_kind")
+    if chosen in ("office", "terminal"):
+        return "terminal" if chosen == "terminal" else "office"
     return "terminal" if mentions(ctx.text, ctx.params.get("terminal_markers", ())) else "office"
 
 
@@ -35,6 +39,14 @@ async def answer_offices(ctx: ActionContext) -> ActionResult:
     location = ctx.location
     if location is not None:
         nearby = ctx.catalog.nearest(location.lat, location.lon, kind=kind, limit=3)
+        radius = float(ctx.params.get("nearby_km", 30))
+        head = Text(f"offices.nearest.{kind}")
+        if nearby and nearby[0].distance_km > radius:
+            far_city = ctx.catalog.cities[nearby[0].office.city_id]
+            head = Text(f"offices.far.{kind}", {"city": Raw(far_city.name)})
+            nearby = nearby[:1]
+        else:
+            nearby = [n for n in nearby if n.distance_km <= radius]
         blocks = [
             office_block(
                 n.office,
@@ -49,13 +61,14 @@ async def answer_offices(ctx: ActionContext) -> ActionResult:
             Text(f"button.show_{other}s"),
             make_payload("offices", {"kind": other, "location": ctx.slots.get("location")}),
         )
-        head = Text(f"offices.nearest.{kind}")
-        return ActionResult(replies=(Reply((head, *blocks), (switch,)),))
+        return ActionResult(
+            replies=(Reply((head, *blocks), (switch,)),), remember={"office_kind": kind}
+        )
 
     city_id = ctx.slots.get("city")
     city = ctx.catalog.city(str(city_id)) if city_id else None
     if city is None:
-        return ActionResult(ask="city", forget=("city",))
+        return ActionResult(ask="city", forget=("city",), remember={"office_kind": kind})
     found = ctx.catalog.offices_in(city.city_id, kind)
     on_street = _on_street(found, ctx.text) if ctx.text else []
     shown = on_street or found
@@ -73,11 +86,13 @@ async def answer_offices(ctx: ActionContext) -> ActionResult:
             ),
             (switch,),
         )
-        return ActionResult(replies=(reply,), remember={"city": city.city_id})
+        return ActionResult(replies=(reply,), remember={"city": city.city_id, "office_kind": kind})
     blocks = [
         office_block(o, ctx.catalog.hours[o.office_id], ctx.now, city.timezone, distance_km=None)
         for o in shown
     ]
     head = Text(f"offices.in_city.{kind}", {"city": Raw(city.name)})
     parts = (head, *blocks, Text("offices.share_location_hint"))
-    return ActionResult(replies=(Reply(parts, (switch,)),), remember={"city": city.city_id})
+    return ActionResult(
+        replies=(Reply(parts, (switch,)),), remember={"city": city.city_id, "office_kind": kind}
+    )

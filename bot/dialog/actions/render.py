@@ -13,7 +13,7 @@ from decimal import Decimal
 from bot.catalog.models import Office, Tariff, Transaction
 from bot.catalog.opening_hours import OpeningHours, status_at
 from bot.intents.normalize import basic
-from bot.models import Plural, Raw, Text
+from bot.models import Number, Plural, Raw, Text
 
 
 def mentions(text: str, markers: Sequence[str]) -> bool:
@@ -86,10 +86,18 @@ def _joined(parts: Sequence[Text]) -> Text:
     return out
 
 
-def open_status(hours: OpeningHours, now_utc: datetime, tz: str) -> Text:
-    """ "Открыто до 20:00" / "Закрыто, откроется завтра в 09:00" in the office's time zone."""
+def hours_line(hours: OpeningHours, now_utc: datetime, tz: str) -> Text:
+    """The weekly schedule and, unless it never closes, whether it is open right now."""
     if hours.always_open:
         return Text("hours.open_always")
+    return Text(
+        "hours.with_status",
+        {"schedule": weekly_schedule(hours), "status": open_status(hours, now_utc, tz)},
+    )
+
+
+def open_status(hours: OpeningHours, now_utc: datetime, tz: str) -> Text:
+    """Open until 20:00 / closed, opens tomorrow at 09:00 — in the office's time zone."""
     status = status_at(hours, now_utc, tz)
     if status.changes_at is None:
         return Text("hours.open_now") if status.is_open else Text("hours.closed_now")
@@ -116,19 +124,14 @@ def office_block(
         distance = (
             Text("distance.m", {"m": int(round(distance_km * 1000, -1))})
             if distance_km < 1
-            else Text("distance.km", {"km": Raw(_km(distance_km))})
+            else Text("distance.km", {"km": Number(Decimal(str(round(distance_km, 1))))})
         )
     return Text(
         f"office.block.{office.kind}",
         {
             "name": Raw(office.name),
             "address": Raw(office.address),
-            "schedule": weekly_schedule(hours),
-            "status": open_status(hours, now_utc, tz),
+            "hours": hours_line(hours, now_utc, tz),
             "distance": distance,
         },
     )
-
-
-def _km(value: float) -> str:
-    return f"{Decimal(str(round(value, 1)))}"
