@@ -22,7 +22,7 @@ from bot.dialog.slots import SUGGESTERS, VALIDATORS, SlotTools
 from bot.dialog.types import Action, ActionContext, ActionResult, DialogState, Handoff, Turn
 from bot.intents.names import OUT_OF_SCOPE
 from bot.intents.nlu import Nlu, NluResult, PayloadError
-from bot.intents.normalize import basic
+from bot.intents.normalize import basic, words
 from bot.models import Button, Conversation, Inbound, Reply, Text
 from bot.storage.base import Store
 
@@ -312,6 +312,11 @@ class _Run:
         marked = any(text.startswith(m) for m in self.config.followup_markers)
         if self.e._nlu.understood(result) and not marked and result.intent not in flow.intents:
             return False
+        # A follow-up is short: the new value and little else ("Братск", "а в Братске?").
+        # A full sentence the classifier could not place is not one.
+        rest = _without_entities(result)
+        if len(rest) > (self.config.followup_max_words + (2 if marked else 0)):
+            return False
         new = {}
         for slot in flow.slots:
             if slot.entity and (entity := result.entity(slot.entity)) is not None:
@@ -346,3 +351,12 @@ class _Run:
             Button(Text("button.menu"), "/menu"),
         )
         self.replies.append(_reply("fallback.offer_operator", buttons))
+
+
+def _without_entities(result: NluResult) -> list[str]:
+    """Words of the message outside its entities (stop-length words of one or two letters,
+    like "а", "в", "по", do not count)."""
+    text = result.text
+    for entity in sorted(result.entities, key=lambda e: e.start, reverse=True):
+        text = text[: entity.start] + " " + text[entity.end :]
+    return [w for w in words(basic(text)) if len(w) > 2]

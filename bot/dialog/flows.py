@@ -60,6 +60,7 @@ class DialogConfig:
     flows: Mapping[str, FlowSpec]
     menu: tuple[ButtonSpec, ...]
     followup_markers: tuple[str, ...]
+    followup_max_words: int
     location_intent: str
     entity_intents: Mapping[str, str]
     max_reasks: int
@@ -158,6 +159,7 @@ def load_dialog(
         flows=flows,
         menu=_buttons(data.get("menu"), f"{path}: menu"),
         followup_markers=tuple(str(m) for m in settings.get("followup_markers", [])),
+        followup_max_words=int(settings.get("followup_max_words", 1)),
         location_intent=str(settings.get("location_intent", "offices")),
         entity_intents={str(k): str(v) for k, v in (settings.get("entity_intents") or {}).items()},
         max_reasks=int(settings.get("max_reasks", 2)),
