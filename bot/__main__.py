@@ -17,7 +17,7 @@ from bot.config import ConfigError, Settings
 from bot.dialog.flows import FlowError
 from bot.i18n import LocaleError
 from bot.intents.classifier import LinearIntentClassifier, TrainingDataError
-from bot.models import ConversationKey, Inbound, Location, RenderedReply
+from bot.models import ConversationKey, Inbound, Location, RenderedReply, Text
 
 STARTUP_ERRORS = (CatalogError, ConfigError, FlowError, LocaleError, TrainingDataError, OSError)
 
@@ -100,7 +100,9 @@ async def _chat(settings: Settings, contract: str | None, locale: str) -> int:
     interactive = sys.stdin.isatty()
     buttons: list[str] = []
     if interactive:
-        print("(Ctrl-D — выход; цифра — нажать кнопку; /geo LAT LON — отправить геопозицию)\n")
+        print(
+            services.translator.render(services.translator.resolve_locale(locale), Text("cli.hint"))
+        )
     try:
         while True:
             if interactive:

@@ -50,13 +50,37 @@ def _flatten(prefix: str, node: Any, out: dict[str, str | dict[str, str]], origi
 
 
 def _placeholders(message: str | dict[str, str]) -> set[str]:
+    """Named ``{fields}`` of a message; ValueError for "{amount" or a positional "{}"."""
     texts = message.values() if isinstance(message, dict) else [message]
-    return {
-        field.split(".")[0].split("[")[0]
-        for text in texts
-        for _, field, _, _ in string.Formatter().parse(text)
-        if field
-    }
+    names: set[str] = set()
+    for text in texts:
+        for _, field, _, _ in string.Formatter().parse(text):
+            if field is None:
+                continue
+            name = field.split(".")[0].split("[")[0]
+            if not name.isidentifier():
+                raise ValueError(f"placeholder {{{field}}} must be a name like {{amount}}")
+            names.add(name)
+    return names
+
+
+# Which plural categories a locale's messages must give (CLDR, integers only).
+PLURAL_FORMS = {"ru": ("one", "few", "many"), "en": ("one", "other")}
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"message {key!r} is defined twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def plural_category(locale: str, n: int) -> str:
@@ -153,11 +177,23 @@ def load_translator(root: Path, locales: Iterable[str] = ("ru", "en")) -> Transl
         merged: dict[str, str | dict[str, str]] = {}
         for path in sorted(folder.glob("*.yml")):
             try:
-                data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+                data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader) or {}  # noqa: S506
             except yaml.YAMLError as exc:
                 raise LocaleError(f"{path}: {exc}") from exc
             flat: dict[str, str | dict[str, str]] = {}
             _flatten("", data, flat, str(path))
+            for key, message in flat.items():
+                try:
+                    _placeholders(message)
+                except ValueError as exc:
+                    raise LocaleError(f"{path}: message {key!r}: {exc}") from None
+                if isinstance(message, dict):
+                    needed = PLURAL_FORMS.get(locale, ("other",))
+                    lacking = [f for f in needed if f not in message and "other" not in message]
+                    if lacking:
+                        raise LocaleError(
+                            f"{path}: plural message {key!r} lacks form(s) {', '.join(lacking)}"
+                        )
             for key in flat.keys() & merged.keys():
                 raise LocaleError(f"{path}: message {key!r} is defined twice")
             merged.update(flat)
@@ -174,6 +210,11 @@ def _check_consistent(catalogs: Mapping[str, Mapping[str, str | dict[str, str]]]
         if missing or extra:
             raise LocaleError(f"locale {locale!r}: missing {missing}, unknown {extra}")
         for key, message in catalog.items():
+            if isinstance(message, dict) != isinstance(base[key], dict):
+                raise LocaleError(
+                    f"locale {locale!r}: message {key!r} is a plural in one locale and plain "
+                    "text in another"
+                )
             if _placeholders(message) != _placeholders(base[key]):
                 raise LocaleError(
                     f"locale {locale!r}: message {key!r} placeholders "

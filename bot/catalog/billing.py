@@ -19,8 +19,8 @@ ACCOUNT_COLUMNS = (
 )  # fmt: skip
 TRANSACTION_COLUMNS = ("contract_number", "at", "amount_rub", "description")
 
-_CONTRACT = re.compile(r"\d{6,16}")
-_PHONE = re.compile(r"\+7\d{10}")
+_CONTRACT = re.compile(r"[0-9]{6,16}")
+_PHONE = re.compile(r"\+7[0-9]{10}")
 
 
 class Billing(abc.ABC):

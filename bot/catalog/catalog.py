@@ -111,6 +111,10 @@ def _tariff(row: Row) -> Tariff:
         raise row.fail(f"column 'speed_mbps' is required for kind {kind!r}")
     if kind in ("tv", "internet_tv") and channels is None:
         raise row.fail(f"column 'tv_channels' is required for kind {kind!r}")
+    if kind in ("tv", "phone") and speed is not None:
+        raise row.fail(f"column 'speed_mbps' must be empty for kind {kind!r}")
+    if kind in ("internet", "phone") and channels is not None:
+        raise row.fail(f"column 'tv_channels' must be empty for kind {kind!r}")
     price = row.decimal("price_rub")
     if price < 0:
         raise row.fail("column 'price_rub': must not be negative")

@@ -4,6 +4,7 @@ with file, line and column, and nothing half-read is returned."""
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -51,7 +52,7 @@ class Row:
     def optional_int(self, column: str) -> int | None:
         if not self.text(column, required=False):
             return None
-        value = self.parsed(column, int, "a whole number")
+        value = self.parsed(column, _ascii_int, "a whole number")
         if value < 0:
             raise self.fail(f"column {column!r}: must not be negative")
         return value
@@ -87,9 +88,18 @@ class Row:
         )
 
 
+def _ascii_int(raw: str) -> int:
+    # int() also accepts other scripts' digits ("１２"); a catalog is written in ASCII.
+    if not raw.lstrip("+-").isascii() or not raw.lstrip("+-").isdigit():
+        raise ValueError("use the digits 0-9")
+    return int(raw)
+
+
 def _decimal(raw: str) -> Decimal:
     if "," in raw:
         raise ValueError("use a decimal point, not a comma")
+    if not raw.isascii():
+        raise ValueError("use the digits 0-9")
     value = Decimal(raw)
     if not value.is_finite():
         raise ValueError("not a finite number")
@@ -100,11 +110,20 @@ def read_rows(path: Path, columns: Sequence[str]) -> Iterator[Row]:
     """Yield rows of ``path`` after checking that its header is exactly ``columns`` (any order)."""
     if not path.is_file():
         raise CatalogError(path, 0, "file is missing")
+    data = path.read_bytes()
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise CatalogError(path, 0, f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
-    reader = csv.reader(text.splitlines(keepends=True), strict=True)
+        bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+        bad_line = data[: exc.start + bom].count(b"\n") + 1
+        raise CatalogError(
+            path,
+            bad_line,
+            f"not UTF-8 (byte 0x{data[exc.start + bom]:02x}); save the file as UTF-8",
+        ) from None
+    # StringIO(newline="") splits records only at CR/LF, as csv expects; str.splitlines() would
+    # also split inside a field at U+2028, U+0085 or a form feed.
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = [h.strip() for h in next(reader)]
     except StopIteration:
@@ -113,24 +132,25 @@ def read_rows(path: Path, columns: Sequence[str]) -> Iterator[Row]:
         raise CatalogError(path, 1, f"malformed CSV: {exc}") from None
     missing = [c for c in columns if c not in header]
     unknown = [c for c in header if c not in columns]
-    if missing or unknown or len(set(header)) != len(header):
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if missing or unknown or repeated:
         parts = []
         if missing:
             parts.append(f"missing column(s) {', '.join(missing)}")
         if unknown:
             parts.append(f"unknown column(s) {', '.join(unknown)}")
-        if len(set(header)) != len(header):
-            parts.append("a column is repeated")
+        if repeated:
+            parts.append(f"repeated column(s) {', '.join(repeated)}")
         raise CatalogError(path, 1, "bad header: " + "; ".join(parts))
-    line = 1
     while True:
+        # A record may span lines (a quoted field with a newline): report where it starts.
+        line = reader.line_num + 1
         try:
             fields = next(reader)
         except StopIteration:
             return
         except csv.Error as exc:
-            raise CatalogError(path, reader.line_num, f"malformed CSV: {exc}") from None
-        line = reader.line_num
+            raise CatalogError(path, line, f"malformed CSV: {exc}") from None
         if not fields or all(not f.strip() for f in fields):
             continue
         if len(fields) != len(header):

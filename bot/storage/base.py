@@ -1,5 +1,5 @@
 """Storage interfaces. Every backend (embedded SQLite, Redis) implements these and passes the
-same contract tests in ``tests/storage``."""
+same contract tests in ``tests/test_store.py``."""
 
 from __future__ import annotations
 

@@ -76,6 +76,7 @@ class SqliteStore(Store):
     def __init__(self, *, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._path = path
+        self._closed = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
         # WAL keeps readers from blocking the writer; synchronous=NORMAL is durable across a
         # process crash (only an OS crash may lose the last transaction).
@@ -266,5 +267,8 @@ class SqliteStore(Store):
         return row == (1,)
 
     async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         await self._run(lambda db: db.close())
         self._executor.shutdown(wait=True)
