@@ -6,20 +6,33 @@ import argparse
 import asyncio
 import json
 import logging
+import signal
 import sys
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from aiohttp import web
+
 from bot.catalog.csv_rows import CatalogError
 from bot.config import ConfigError, Settings
 from bot.dialog.flows import FlowError
 from bot.i18n import LocaleError
 from bot.intents.classifier import LinearIntentClassifier, TrainingDataError
+from bot.intents.names import INTENTS
 from bot.models import ConversationKey, Inbound, Location, RenderedReply, Text
+from bot.nlu_eval import EvalFileError
 
-STARTUP_ERRORS = (CatalogError, ConfigError, FlowError, LocaleError, TrainingDataError, OSError)
+
+class UsageError(ValueError):
+    """A command-line argument that is well-formed but wrong (an unknown contract)."""
+
+
+STARTUP_ERRORS = (
+    CatalogError, ConfigError, FlowError, LocaleError, TrainingDataError, EvalFileError, UsageError,
+    OSError,
+)  # fmt: skip
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -41,25 +54,38 @@ def _setup_logging(level: str) -> None:
 
 # --- run ---------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
     from bot.app import create_app
 
     settings = _settings(args)
     _setup_logging(settings.log_level)
     app = create_app(settings)
-    base = f"http://{settings.host}:{settings.port}"
-    print(f"Gateway on {base} (catalog: {settings.data_dir}, store: {settings.sqlite_path})")
-    for path, what in (
-        ("/api/v1/messages", "REST channel (POST)"),
-        ("/api/v1/openapi.json", "OpenAPI description"),
-        ("/healthz", "health"),
-        ("/metrics", "Prometheus metrics"),
-    ):
-        print(f"  {base}{path}  {what}")
-    sys.stdout.flush()
-    web.run_app(app, host=settings.host, port=settings.port, print=None)
+    asyncio.run(_serve(app, settings))
     return 0
+
+
+async def _serve(app: web.Application, settings: Settings) -> None:
+    """Bind first, then announce: the URLs printed are ones that answer."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, settings.host, settings.port).start()
+        base = f"http://{settings.host}:{settings.port}"
+        print(f"Gateway on {base} (catalog: {settings.data_dir}, store: {settings.sqlite_path})")
+        for path, what in (
+            ("/api/v1/messages", "REST channel (POST)"),
+            ("/api/v1/openapi.json", "OpenAPI description"),
+            ("/healthz", "health"),
+            ("/metrics", "Prometheus metrics"),
+        ):
+            print(f"  {base}{path}  {what}")
+        sys.stdout.flush()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
 
 
 # --- chat --------------------------------------------------------------------------------
@@ -96,6 +122,9 @@ async def _chat(settings: Settings, contract: str | None, locale: str) -> int:
     from bot.services import build_services
 
     services = build_services(settings)
+    if contract and await services.billing.account(contract) is None:
+        await services.close()
+        raise UsageError(f"--contract {contract}: no such contract in {settings.data_dir}")
     key = ConversationKey("cli", uuid.uuid4().hex[:12], "local")
     interactive = sys.stdin.isatty()
     buttons: list[str] = []
@@ -115,6 +144,8 @@ async def _chat(settings: Settings, contract: str | None, locale: str) -> int:
                 if not raw:
                     break
                 line = raw.rstrip("\n")
+                if line.strip():
+                    print(f"> {line.strip()}")  # a transcript: who said what
             line = line.strip()
             if not line:
                 continue
@@ -162,9 +193,14 @@ def cmd_nlu_eval(args: argparse.Namespace) -> int:
     test = read_tsv(Path(args.file))
     texts = [ex.text for ex in test]
     if args.train:
-        classifier = LinearIntentClassifier(read_tsv(Path(args.train)))
+        train = read_tsv(Path(args.train))
+        print(f"trained on {len(train)} examples from {args.train}")
+        classifier = LinearIntentClassifier(train)
         predicted = [m.name for m in classifier.classify_many(texts)]
     else:
+        unknown = sorted({ex.intent for ex in test} - set(INTENTS))
+        if unknown:
+            raise EvalFileError(f"{args.file}: unknown intent(s) {', '.join(unknown)} (INTENTS.md)")
         nlu = _nlu(args)
         predicted = [nlu.understand(t).intent for t in texts]
     report = evaluate([ex.intent for ex in test], predicted)
@@ -185,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat = sub.add_parser("chat", help="talk to the bot in the terminal (scriptable from stdin)")
     chat.add_argument("--data", help="catalog directory")
     chat.add_argument("--contract", help="act as the identified customer of this contract")
-    chat.add_argument("--locale", default="ru", help="ru or en")
+    chat.add_argument("--locale", default="ru", choices=("ru", "en"), help="language of the bot")
     chat.set_defaults(func=cmd_chat)
 
     nlu = sub.add_parser("nlu", help="intent recognition tools")

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from bot.channels.rest import RestChannel
 from bot.config import Settings
+from bot.http import json_response
 from bot.openapi import openapi_document
 from bot.services import Services, build_services
 
@@ -31,7 +32,7 @@ async def healthz(request: web.Request) -> web.Response:
         log.exception("engine health check failed")
         checks["engine"] = False
     healthy = all(checks.values())
-    return web.json_response(
+    return json_response(
         {"status": "ok" if healthy else "failing", "checks": checks}, status=200 if healthy else 503
     )
 
@@ -42,7 +43,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(openapi_document())
+    return json_response(openapi_document())
 
 
 def create_app(settings: Settings, *, services: Services | None = None) -> web.Application:

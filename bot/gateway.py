@@ -17,6 +17,7 @@ from bot.dialog.engine import DialogEngine
 from bot.dialog.types import Turn
 from bot.i18n import Translator
 from bot.intents.names import INTENTS
+from bot.intents.normalize import basic
 from bot.metrics import Metrics
 from bot.models import Button as ButtonModel
 from bot.models import Conversation, Inbound, RenderedReply, Reply, Text
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 
 # While a person is expected, the customer can still take the conversation back to the bot.
 BACK_TO_BOT = "/back_to_bot"
+# Key in Conversation.dialog: the buttons of the last answer, as rendered.
+OFFERED = "offered"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,14 +90,16 @@ class Gateway:
             await self._store.append_message(
                 conversation.id, "customer", _customer_text(inbound), meta=_customer_meta(inbound)
             )
+            inbound = _pressed(inbound, conversation)
             if conversation.state in ("queued", "operator"):
                 conversation, replies = self._while_with_person(conversation, inbound)
             else:
                 if conversation.state == "closed":
                     conversation = replace(conversation, state="bot")
                 conversation, replies = await self._bot_turn(conversation, inbound)
-            await self._store.save_conversation(conversation)
             rendered = tuple(self._translator.render_reply(conversation.locale, r) for r in replies)
+            conversation = _remember_offered(conversation, rendered)
+            await self._store.save_conversation(conversation)
             for reply in rendered:
                 await self._store.append_message(
                     conversation.id, reply.sender, reply.text, buttons=reply.buttons
@@ -166,3 +171,27 @@ def _customer_meta(inbound: Inbound) -> dict[str, object]:
     if inbound.location is not None:
         meta["location"] = {"lat": inbound.location.lat, "lon": inbound.location.lon}
     return meta
+
+
+def _remember_offered(
+    conversation: Conversation, replies: tuple[RenderedReply, ...]
+) -> Conversation:
+    """Keep the buttons just shown, so a customer who types a title or its number presses it."""
+    if not replies:
+        return conversation
+    offered = [{"title": b.title, "payload": b.payload} for r in replies for b in r.buttons]
+    return replace(conversation, dialog={**conversation.dialog, OFFERED: offered})
+
+
+def _pressed(inbound: Inbound, conversation: Conversation) -> Inbound:
+    """Typed "Проверить адрес" or "2" where those buttons were offered: the button's payload.
+
+    Messengers without buttons show them as a numbered list, and people type what they see."""
+    if not inbound.text or inbound.payload:
+        return inbound
+    offered = conversation.dialog.get(OFFERED) or []
+    typed = basic(inbound.text).strip(" .!?")
+    for number, button in enumerate(offered, start=1):
+        if typed in (basic(button["title"]), str(number)):
+            return replace(inbound, kind="payload", payload=button["payload"])
+    return inbound

@@ -154,7 +154,7 @@ class Translator:
             text = text[:-3]
         if locale == "ru":
             text = text.replace(",", "\u00a0").replace(".", ",")
-        return text
+        return text.replace("-", "\u2212")  # a real minus sign, as in the transaction lines
 
     def render_reply(self, locale: str, reply: Reply) -> RenderedReply:
         text = "\n\n".join(self.render(locale, part) for part in reply.parts)

@@ -12,7 +12,7 @@ from bot.config import Settings
 from bot.dialog.actions import ACTIONS
 from bot.dialog.engine import INFORM, MENU, DialogEngine
 from bot.dialog.flows import DialogConfig, load_dialog
-from bot.dialog.slots import SUGGESTERS, VALIDATORS
+from bot.dialog.slots import HINTS, SUGGESTERS, VALIDATORS
 from bot.gateway import Gateway, register_metrics
 from bot.i18n import Translator, load_translator
 from bot.intents.classifier import LinearIntentClassifier, load_examples
@@ -41,6 +41,7 @@ def build_dialog(flows_dir: Path, translator: Translator) -> DialogConfig:
         actions=ACTIONS.keys(),
         validators=VALIDATORS.keys(),
         suggesters=SUGGESTERS.keys(),
+        hints=HINTS.keys(),
         messages=translator.catalogs["ru"].keys(),
     )
 

@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.gateway import Gateway
+from bot.http import json_response
 from bot.identity import verify_contract
 from bot.models import ConversationKey, Inbound, Location, RenderedReply
 from bot.storage.base import Store
@@ -114,7 +115,7 @@ def _reply_json(reply: RenderedReply) -> dict[str, Any]:
 
 
 def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
+    return json_response({"error": message}, status=status)
 
 
 class RestChannel:
@@ -149,7 +150,7 @@ class RestChannel:
                 return _error(403, "identity signature is not valid")
             contract = claimed
         handled = await self._gateway.handle(inbound, contract_number=contract)
-        return web.json_response(
+        return json_response(
             {
                 "conversation_id": handled.conversation.id,
                 "state": handled.conversation.state,
@@ -167,7 +168,7 @@ class RestChannel:
         except ValueError:
             return _error(400, "'after' and 'limit' must be whole numbers")
         entries = await self._store.messages(conversation_id, after=after, limit=limit)
-        return web.json_response(
+        return json_response(
             {
                 "conversation_id": conversation_id,
                 "messages": [

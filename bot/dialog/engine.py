@@ -18,7 +18,7 @@ from bot.catalog.billing import Billing
 from bot.catalog.catalog import Catalog
 from bot.catalog.models import Account
 from bot.dialog.flows import DialogConfig, FlowSpec, SlotSpec
-from bot.dialog.slots import SUGGESTERS, VALIDATORS, SlotTools
+from bot.dialog.slots import HINTS, SUGGESTERS, VALIDATORS, SlotTools
 from bot.dialog.types import Action, ActionContext, ActionResult, DialogState, Handoff, Turn
 from bot.intents.names import OUT_OF_SCOPE
 from bot.intents.nlu import Nlu, NluResult, PayloadError
@@ -224,7 +224,7 @@ class _Run:
         slot = flow.slot(pending)
         if slot is not None:
             self.replies.append(
-                Reply((Text("slot.not_understood"), Text(slot.ask)), self._suggest(slot))
+                Reply((Text("slot.not_understood"), self._question(slot)), self._suggest(slot))
             )
         return True
 
@@ -242,7 +242,11 @@ class _Run:
     def _ask(self, slot: SlotSpec, extra: tuple[Reply, ...] = ()) -> None:
         self.state.pending = slot.name
         self.replies.extend(extra)
-        self.replies.append(Reply((Text(slot.ask),), self._suggest(slot)))
+        self.replies.append(Reply((self._question(slot),), self._suggest(slot)))
+
+    def _question(self, slot: SlotSpec) -> Text:
+        params = HINTS[slot.hint](self.e._tools) if slot.hint else {}
+        return Text(slot.ask, params)
 
     def _suggest(self, slot: SlotSpec) -> tuple[Button, ...]:
         return SUGGESTERS[slot.suggest](slot.name, self.e._tools) if slot.suggest else ()
@@ -310,8 +314,8 @@ class _Run:
         flow = self.config.flows[last]
         text = basic(result.text)
         marked = any(text.startswith(m) for m in self.config.followup_markers)
-        if self.e._nlu.understood(result) and not marked and result.intent not in flow.intents:
-            return False
+        if self.e._nlu.understood(result) and not marked:
+            return False  # a question of its own ("тарифы в Чите", a new address) starts afresh
         # A follow-up is short: the new value and little else ("Братск", "а в Братске?").
         # A full sentence the classifier could not place is not one.
         rest = _without_entities(result)

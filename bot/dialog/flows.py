@@ -36,6 +36,7 @@ class SlotSpec:
     required: bool = True
     scan: bool = False  # try the validator on the message that starts the flow, not only answers
     from_account: str | None = None  # default from the identified customer's account field
+    hint: str | None = None  # parameters for the question, from the catalog ("address_example")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +86,7 @@ def _buttons(raw: Any, where: str) -> tuple[ButtonSpec, ...]:
 
 _SLOT_KEYS = {
     "name", "ask", "entity", "validate", "remember", "suggest", "required", "scan", "from_account",
+    "hint",
 }  # fmt: skip
 _FLOW_KEYS = {
     "intents", "slots", "requires_identity", "action", "reply", "buttons", "handoff", "params",
@@ -108,6 +110,7 @@ def _slot(raw: Any, where: str) -> SlotSpec:
         required=bool(raw.get("required", True)),
         scan=bool(raw.get("scan", False)),
         from_account=raw.get("from_account"),
+        hint=raw.get("hint"),
     )
 
 
@@ -145,6 +148,7 @@ def load_dialog(
     validators: Collection[str],
     suggesters: Collection[str],
     messages: Collection[str],
+    hints: Collection[str] = (),
 ) -> DialogConfig:
     """Load and cross-check the dialog file; every reference must resolve at start-up."""
     try:
@@ -165,7 +169,7 @@ def load_dialog(
         max_reasks=int(settings.get("max_reasks", 2)),
         max_misses=int(settings.get("max_misses", 2)),
     )
-    _check(config, path, intents, actions, validators, suggesters, messages)
+    _check(config, path, intents, actions, validators, suggesters, messages, hints)
     return config
 
 
@@ -177,6 +181,7 @@ def _check(
     validators: Collection[str],
     suggesters: Collection[str],
     messages: Collection[str],
+    hints: Collection[str],
 ) -> None:
     seen: dict[str, str] = {}
     problems: list[str] = []
@@ -206,5 +211,7 @@ def _check(
                 problems.append(f"flow {flow.name!r}: unknown validator {slot.validate!r}")
             if slot.suggest and slot.suggest not in suggesters:
                 problems.append(f"flow {flow.name!r}: unknown suggestions {slot.suggest!r}")
+            if slot.hint and slot.hint not in hints:
+                problems.append(f"flow {flow.name!r}: unknown hint {slot.hint!r}")
     if problems:
         raise FlowError(f"{path}: " + "; ".join(problems))

@@ -63,3 +63,18 @@ def _city_buttons(slot: str, tools: SlotTools) -> tuple[Button, ...]:
 
 
 SUGGESTERS: Mapping[str, Suggester] = {"cities": _city_buttons}
+
+Hint = Callable[[SlotTools], Mapping[str, Any]]
+
+
+def _address_example(tools: SlotTools) -> Mapping[str, Any]:
+    """A real connected address of the loaded catalog, so the example is never a foreign city."""
+    catalog = tools.catalog
+    entry = next((e for e in catalog.coverage if e.status == "connected"), None)
+    if entry is None:
+        return {"example": Raw("")}
+    city = catalog.cities[entry.city_id]
+    return {"example": Raw(f"{city.name}, {entry.street} {entry.house}")}
+
+
+HINTS: Mapping[str, Hint] = {"address_example": _address_example}

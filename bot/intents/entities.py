@@ -77,7 +77,8 @@ class EntityExtractor:
             for name in (city.name, *city.aliases):
                 norm = basic(name)
                 names[norm] = city
-                names[lemma(norm)] = city
+                names[" ".join(lemma(w) for w in norm.replace("-", " ").split())] = city
+                names[norm.replace("-", " ")] = city
         self._city_names = names
 
     def extract(self, text: str, *, today: date | None = None) -> list[Entity]:
@@ -99,13 +100,32 @@ class EntityExtractor:
         return next(c for c in self._cities if c.city_id == hits[0].id)
 
     def _cities_in(self, text: str) -> list[Entity]:
+        """Catalog cities, longest name first: "Улан Удэ", "Нижний Новгород", "в Братске"."""
+        tokens = list(_TOKEN.finditer(text))
         out: list[Entity] = []
-        for m in _TOKEN.finditer(text):
-            word = basic(m.group(0))
-            city = self._city_names.get(word) or self._city_names.get(lemma(word))
-            if city is not None:
-                out.append(Entity("city", city.name, m.start(), m.end(), id=city.city_id))
+        i = 0
+        while i < len(tokens):
+            for size in (3, 2, 1):
+                window = tokens[i : i + size]
+                if len(window) < size:
+                    continue
+                city = self._city_named([basic(m.group(0)) for m in window])
+                if city is not None:
+                    start, end = window[0].start(), window[-1].end()
+                    out.append(Entity("city", city.name, start, end, id=city.city_id))
+                    i += size
+                    break
+            else:
+                i += 1
         return out
+
+    def _city_named(self, words: list[str]) -> City | None:
+        for joined in (" ".join(words), "-".join(words)):
+            city = self._city_names.get(joined)
+            if city is not None:
+                return city
+        # Inflected: every word lemmatised ("нижнем новгороде" -> "нижний новгород").
+        return self._city_names.get(" ".join(lemma(w) for w in words))
 
     def _phones(self, text: str) -> list[Entity]:
         out = []
@@ -138,15 +158,17 @@ class EntityExtractor:
 
     def _address(self, text: str, *, taken: Sequence[Entity]) -> list[Entity]:
         parsed = parse_address(text, self._cities)
-        out = []
+        out: list[Entity] = []
         # A street alone is too easily a false hit ("мой тариф"); one with a house number is not.
-        if parsed.street_span and parsed.house_span and parsed.street_text and parsed.house:
-            if not _overlaps(*parsed.street_span, taken):
-                out.append(Entity("street", parsed.street_text, *parsed.street_span))
-            if not _overlaps(*parsed.house_span, taken):
-                out.append(Entity("house", parsed.house, *parsed.house_span))
-            if parsed.flat and parsed.flat_span is not None:
-                out.append(Entity("flat", parsed.flat, *parsed.flat_span))
+        if not (parsed.street_span and parsed.house_span and parsed.street_text and parsed.house):
+            return out
+        # "заплачу 1 500 рублей": the "house" is an amount, so there is no address at all.
+        if _overlaps(*parsed.house_span, taken) or _overlaps(*parsed.street_span, taken):
+            return out
+        out.append(Entity("street", parsed.street_text, *parsed.street_span))
+        out.append(Entity("house", parsed.house, *parsed.house_span))
+        if parsed.flat and parsed.flat_span is not None:
+            out.append(Entity("flat", parsed.flat, *parsed.flat_span))
         return out
 
     def _dates(self, text: str, today: date) -> list[Entity]:
