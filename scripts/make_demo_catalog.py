@@ -22,24 +22,14 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
+# The column lists are the loader's, so the generator and the validator cannot drift apart.
+from bot.catalog.billing import ACCOUNT_COLUMNS, TRANSACTION_COLUMNS
+from bot.catalog.catalog import CITY_COLUMNS, COVERAGE_COLUMNS, OFFICE_COLUMNS, TARIFF_COLUMNS
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "bot" / "demo_catalog"
 SEED = 20261101
 
-CITY_COLUMNS = ("city_id", "name", "aliases", "timezone", "support_phone")
-TARIFF_COLUMNS = (
-    "tariff_id", "city_id", "name", "kind", "speed_mbps", "tv_channels", "price_rub",
-    "description", "archived",
-)  # fmt: skip
-OFFICE_COLUMNS = (
-    "office_id", "city_id", "kind", "name", "address", "lat", "lon", "opening_hours", "services",
-)  # fmt: skip
-COVERAGE_COLUMNS = ("city_id", "street", "house", "status", "technology")
-ACCOUNT_COLUMNS = (
-    "contract_number", "city_id", "holder_name", "phone", "email", "address", "tariff_id",
-    "balance_rub", "bonus_points", "status", "next_charge_date",
-)  # fmt: skip
-TRANSACTION_COLUMNS = ("contract_number", "at", "amount_rub", "description")
 
 FEDERAL_PHONE = "8-800-333-7000"
 ROUTER_RENT = Decimal("100.00")

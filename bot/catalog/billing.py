@@ -120,4 +120,11 @@ def load_csv_billing(directory: Path, catalog: Catalog) -> CsvBilling:
     return CsvBilling(accounts=accounts.values(), transactions=transactions)
 
 
-__all__ = ["ACCOUNT_COLUMNS", "Billing", "CatalogError", "CsvBilling", "load_csv_billing"]
+__all__ = [
+    "ACCOUNT_COLUMNS",
+    "TRANSACTION_COLUMNS",
+    "Billing",
+    "CatalogError",
+    "CsvBilling",
+    "load_csv_billing",
+]

@@ -4,9 +4,10 @@ and queried by the dialog actions. Read-only after loading."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.catalog.addresses import AddressIndex
@@ -24,6 +25,9 @@ OFFICE_COLUMNS = (
     "office_id", "city_id", "kind", "name", "address", "lat", "lon", "opening_hours", "services",
 )  # fmt: skip
 COVERAGE_COLUMNS = ("city_id", "street", "house", "status", "technology")
+
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,10 +171,27 @@ def _coverage(row: Row) -> CoverageEntry:
     )
 
 
-def _unique(row: Row, seen: set[str], value: str, what: str) -> None:
-    if value in seen:
-        raise row.fail(f"duplicate {what} {value!r}")
-    seen.add(value)
+def _city_rows(
+    path: Path,
+    columns: tuple[str, ...],
+    cities: Mapping[str, City],
+    parse: Callable[[Row], T],
+    *,
+    key: Callable[[T], tuple[str, str]],
+) -> list[T]:
+    """Rows of a per-city file: each names a known city and is unique by ``key``
+    (which returns the identity and how to name it in an error)."""
+    out: list[T] = []
+    seen: set[str] = set()
+    for row in read_rows(path, columns):
+        _known_city(row, cities)
+        item = parse(row)
+        identity, what = key(item)
+        if identity in seen:
+            raise row.fail(f"duplicate {what}")
+        seen.add(identity)
+        out.append(item)
+    return out
 
 
 def _known_city(row: Row, cities: Mapping[str, City]) -> None:
@@ -192,32 +213,21 @@ def load_catalog(directory: Path) -> Catalog:
     if not cities:
         raise CatalogError(directory / "cities.csv", 0, "no cities defined")
 
-    tariffs: list[Tariff] = []
-    seen: set[str] = set()
-    for row in read_rows(directory / "tariffs.csv", TARIFF_COLUMNS):
-        _known_city(row, cities)
-        tariff = _tariff(row)
-        _unique(row, seen, tariff.tariff_id, "tariff_id")
-        tariffs.append(tariff)
-
-    offices: list[Office] = []
-    seen = set()
-    for row in read_rows(directory / "offices.csv", OFFICE_COLUMNS):
-        _known_city(row, cities)
-        office = _office(row)
-        _unique(row, seen, office.office_id, "office_id")
-        offices.append(office)
-
-    coverage: list[CoverageEntry] = []
-    seen = set()
-    for row in read_rows(directory / "coverage.csv", COVERAGE_COLUMNS):
-        _known_city(row, cities)
-        entry = _coverage(row)
-        key = f"{entry.city_id}|{entry.street.casefold()}|{entry.house.casefold()}"
-        if key in seen:
-            raise row.fail(f"duplicate house {entry.street}, {entry.house} in {entry.city_id}")
-        seen.add(key)
-        coverage.append(entry)
+    tariffs = _city_rows(
+        directory / "tariffs.csv", TARIFF_COLUMNS, cities, _tariff,
+        key=lambda t: (t.tariff_id, f"tariff_id {t.tariff_id!r}"),
+    )  # fmt: skip
+    offices = _city_rows(
+        directory / "offices.csv", OFFICE_COLUMNS, cities, _office,
+        key=lambda o: (o.office_id, f"office_id {o.office_id!r}"),
+    )  # fmt: skip
+    coverage = _city_rows(
+        directory / "coverage.csv", COVERAGE_COLUMNS, cities, _coverage,
+        key=lambda e: (
+            f"{e.city_id}|{e.street.casefold()}|{e.house.casefold()}",
+            f"house {e.street}, {e.house} in {e.city_id}",
+        ),
+    )  # fmt: skip
 
     return Catalog(
         cities=cities.values(),
