@@ -355,6 +355,7 @@ CYRILLIC = re.compile("[\u0400-\u04ff]")
 # transliteration tables, entity regexes), never text it says.
 LEXICON_MODULES = {
     "bot/catalog/addresses.py",
+    "bot/intents/datetimes.py",
     "bot/intents/entities.py",
     "bot/intents/normalize.py",
 }

@@ -10,10 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 from bot.catalog.addresses import parse_address
 from bot.catalog.models import City
+from bot.intents.datetimes import find_dates, find_times
 from bot.intents.normalize import basic, lemma
 
 
@@ -24,6 +25,7 @@ class Entity:
     start: int
     end: int
     id: str | None = None  # catalog id for a city
+    qualifier: str | None = None  # for a time: "after", "before", "from", "to"
 
     def as_json(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -34,6 +36,8 @@ class Entity:
         }
         if self.id is not None:
             out["id"] = self.id
+        if self.qualifier is not None:
+            out["qualifier"] = self.qualifier
         return out
 
 
@@ -47,15 +51,6 @@ _AMOUNT = re.compile(
     r"(?:руб(?:лей|ля|ль|\.)?|р\.|р\b|₽|rub\b|rubles?\b)",
     re.I,
 )
-_TIME = re.compile(r"(?<![\d.:])([01]?\d|2[0-3])[:.]([0-5]\d)(?![\d.:])")
-_TIME_WORDS = re.compile(r"\bв\s+(\d{1,2})\s*(утра|дня|вечера|час(?:а|ов)?)\b", re.I)
-_DATE_NUMERIC = re.compile(r"(?<![\d.])(\d{1,2})\.(\d{1,2})(?:\.(\d{2}|\d{4}))?(?![\d.])")
-_RELATIVE_DAYS = {"сегодня": 0, "завтра": 1, "послезавтра": 2, "today": 0, "tomorrow": 1}
-_WEEKDAYS = {
-    "понедельник": 0, "вторник": 1, "среда": 2, "четверг": 3, "пятница": 4, "суббота": 5,
-    "воскресенье": 6, "monday": 0, "tuesday": 1, "wednesday": 2, "thursday": 3, "friday": 4,
-    "saturday": 5, "sunday": 6,
-}  # fmt: skip
 _TOKEN = re.compile(r"[A-Za-zА-Яа-яЁё]+(?:-[A-Za-zА-Яа-яЁё]+)*")
 
 
@@ -87,9 +82,9 @@ class EntityExtractor:
         found += self._contracts(text, taken=found)
         found += self._amounts(text, taken=found)
         found += self._cities_in(text)
+        # Dates and times before the address: "перезвоните в 7 вечера" has no house 7.
+        found += self._dates_and_times(text, today or date.today(), taken=found)
         found += self._address(text, taken=found)
-        found += self._dates(text, today or date.today())
-        found += self._times(text, taken=found)
         found.sort(key=lambda e: (e.start, e.end))
         return found
 
@@ -157,7 +152,13 @@ class EntityExtractor:
         return out
 
     def _address(self, text: str, *, taken: Sequence[Entity]) -> list[Entity]:
-        parsed = parse_address(text, self._cities)
+        # Blank out what is already known (a time, a phone) so its digits are not a house;
+        # same length, so offsets stay those of the original text.
+        masked = text
+        for e in taken:
+            if e.type != "city":
+                masked = masked[: e.start] + " " * (e.end - e.start) + masked[e.end :]
+        parsed = parse_address(masked, self._cities)
         out: list[Entity] = []
         # A street alone is too easily a false hit ("мой тариф"); one with a house number is not.
         if not (parsed.street_span and parsed.house_span and parsed.street_text and parsed.house):
@@ -171,45 +172,11 @@ class EntityExtractor:
             out.append(Entity("flat", parsed.flat, *parsed.flat_span))
         return out
 
-    def _dates(self, text: str, today: date) -> list[Entity]:
-        out = []
-        for m in _TOKEN.finditer(text):
-            word = basic(m.group(0))
-            if word in _RELATIVE_DAYS:
-                day = today + timedelta(days=_RELATIVE_DAYS[word])
-                out.append(Entity("date", day.isoformat(), m.start(), m.end()))
-                continue
-            weekday = _WEEKDAYS.get(lemma(word))
-            if weekday is not None:
-                ahead = (weekday - today.weekday()) % 7 or 7
-                day = today + timedelta(days=ahead)
-                out.append(Entity("date", day.isoformat(), m.start(), m.end()))
-        for m in _DATE_NUMERIC.finditer(text):
-            dd, mm, yy = int(m.group(1)), int(m.group(2)), m.group(3)
-            year = today.year if yy is None else (int(yy) + 2000 if len(yy) == 2 else int(yy))
-            try:
-                day = date(year, mm, dd)
-            except ValueError:
-                continue
-            if yy is None and day < today:
-                day = day.replace(year=year + 1)
-            out.append(Entity("date", day.isoformat(), m.start(), m.end()))
-        return out
-
-    def _times(self, text: str, *, taken: Sequence[Entity]) -> list[Entity]:
-        out = []
-        for m in _TIME.finditer(text):
-            if not _overlaps(m.start(), m.end(), taken):
-                out.append(
-                    Entity("time", f"{int(m.group(1)):02d}:{m.group(2)}", m.start(), m.end())
-                )
-        for m in _TIME_WORDS.finditer(text):
-            hour = int(m.group(1))
-            if m.group(2).lower() in ("дня", "вечера") and hour < 12:
-                hour += 12
-            if hour < 24 and not _overlaps(m.start(), m.end(), taken):
-                out.append(Entity("time", f"{hour:02d}:00", m.start(), m.end()))
-        return out
+    def _dates_and_times(self, text: str, today: date, *, taken: Sequence[Entity]) -> list[Entity]:
+        dates = [d for d in find_dates(text, today) if not _overlaps(d.start, d.end, taken)]
+        spans = [(e.start, e.end) for e in taken] + [(d.start, d.end) for d in dates]
+        found = dates + find_times(text, spans)
+        return [Entity(f.kind, f.value, f.start, f.end, qualifier=f.qualifier) for f in found]
 
 
 def _overlaps(start: int, end: int, entities: Sequence[Entity]) -> bool:
