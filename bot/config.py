@@ -26,6 +26,15 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name}={raw!r} is not a number") from None
 
 
+def _optional_float(env: Mapping[str, str], name: str) -> float | None:
+    if not env.get(name):
+        return None
+    value = _float(env, name, 0.0)
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{name}={value} must be between 0 and 1")
+    return value
+
+
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -47,7 +56,7 @@ class Settings:
     default_locale: str = "ru"
     rest_token: str | None = field(default=None, repr=False)
     identity_secret: str | None = field(default=None, repr=False)
-    nlu_threshold: float = 0.4
+    nlu_threshold: float | None = None  # None: the threshold calibrated at training
     turn_timeout: float = 10.0
     log_level: str = "INFO"
 
@@ -70,7 +79,7 @@ class Settings:
             default_locale=env.get("BOT_LOCALE") or base.default_locale,
             rest_token=env.get("BOT_REST_TOKEN") or None,
             identity_secret=env.get("BOT_IDENTITY_SECRET") or None,
-            nlu_threshold=_float(env, "BOT_NLU_THRESHOLD", base.nlu_threshold),
+            nlu_threshold=_optional_float(env, "BOT_NLU_THRESHOLD"),
             turn_timeout=_float(env, "BOT_TURN_TIMEOUT", base.turn_timeout),
             log_level=(env.get("BOT_LOG_LEVEL") or base.log_level).upper(),
         )

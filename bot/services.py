@@ -27,11 +27,23 @@ from bot.storage.sqlite import SqliteStore
 log = logging.getLogger(__name__)
 
 
-def build_nlu(catalog: Catalog, *, flows_dir: Path, threshold: float) -> Nlu:
+def build_nlu(catalog: Catalog, *, flows_dir: Path, threshold: float | None = None) -> Nlu:
+    """Train and calibrate on ``flows/nlu`` (under a second); ``threshold`` overrides the
+    calibrated one (BOT_NLU_THRESHOLD)."""
     examples = load_examples(flows_dir / "nlu")
-    classifier = LinearIntentClassifier(examples)
+    classifier = LinearIntentClassifier.trained(examples)
+    calibration = classifier.calibration
+    log.info(
+        "intent model: %d examples, cross-validated accuracy %.3f, temperature %.2f, "
+        "threshold %.2f", len(examples), calibration.cv_accuracy, calibration.temperature,
+        calibration.threshold,
+    )  # fmt: skip
     extractor = EntityExtractor(list(catalog.cities.values()))
-    return Nlu(classifier=classifier, extractor=extractor, threshold=threshold)
+    return Nlu(
+        classifier=classifier,
+        extractor=extractor,
+        threshold=calibration.threshold if threshold is None else threshold,
+    )
 
 
 def build_dialog(flows_dir: Path, translator: Translator) -> DialogConfig:

@@ -208,8 +208,11 @@ class _Run:
             self.state.misses = 0
             await self._advance(flow, result)
             return True
+        # Leaving an open question takes a clear new request: "не скажу" to "ваш телефон?" is
+        # an answer that did not fit, not a wish to talk about something else.
         switching = (
             self.e._nlu.understood(result)
+            and (result.from_payload or result.confidence >= self.config.switch_threshold)
             and result.intent not in (INFORM,)
             and result.intent not in flow.intents
         )

@@ -63,6 +63,7 @@ class DialogConfig:
     followup_markers: tuple[str, ...]
     followup_max_words: int
     location_intent: str
+    switch_threshold: float
     entity_intents: Mapping[str, str]
     max_reasks: int
     max_misses: int
@@ -165,6 +166,7 @@ def load_dialog(
         followup_markers=tuple(str(m) for m in settings.get("followup_markers", [])),
         followup_max_words=int(settings.get("followup_max_words", 1)),
         location_intent=str(settings.get("location_intent", "offices")),
+        switch_threshold=float(settings.get("switch_threshold", 0.8)),
         entity_intents={str(k): str(v) for k, v in (settings.get("entity_intents") or {}).items()},
         max_reasks=int(settings.get("max_reasks", 2)),
         max_misses=int(settings.get("max_misses", 2)),
