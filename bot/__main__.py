@@ -202,9 +202,22 @@ def cmd_nlu_eval(args: argparse.Namespace) -> int:
         if unknown:
             raise EvalFileError(f"{args.file}: unknown intent(s) {', '.join(unknown)} (INTENTS.md)")
         nlu = _nlu(args)
-        predicted = [nlu.understand(t).intent for t in texts]
+        results = [nlu.understand(t) for t in texts]
+        predicted = [r.intent for r in results]
     report = evaluate([ex.intent for ex in test], predicted)
     print(report.render())
+    if not args.train:
+        # What the customer experiences: below the threshold the bot asks to rephrase.
+        answered = [nlu.understood(r) for r in results]
+        right = [
+            a and r.intent == ex.intent for a, r, ex in zip(answered, results, test, strict=True)
+        ]
+        wrong = sum(answered) - sum(right)
+        print(
+            f"\nat the calibrated threshold {nlu.threshold:.2f}: answered {sum(answered)} "
+            f"({sum(answered) / len(test):.1%}), of them wrong {wrong}; "
+            f"asked to rephrase or sent to out_of_scope {len(test) - sum(answered)}"
+        )
     return 0
 
 

@@ -117,6 +117,8 @@ def _svm() -> LinearSVC:
 
 
 def _softmax(scores: np.ndarray, temperature: float) -> np.ndarray:
+    if scores.ndim == 1:  # two classes: sklearn gives one margin, for the second class
+        scores = np.column_stack([-scores, scores])
     scaled = temperature * (scores - scores.max(axis=1, keepdims=True))
     exp = np.exp(scaled)
     return exp / exp.sum(axis=1, keepdims=True)  # type: ignore[no-any-return]
