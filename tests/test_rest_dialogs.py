@@ -223,7 +223,7 @@ async def test_location_far_from_every_office(say: Say) -> None:
 async def test_twice_not_understood_offers_an_operator(say: Say) -> None:
     first = await say("u-fb", "ываываыва")
     assert "не понял" in texts(first)
-    second = await say("u-fb", "куздра глокая")
+    second = await say("u-fb", "фывапролдж")
     assert "/human_operator" in {b["payload"] for b in buttons(second)}
 
 

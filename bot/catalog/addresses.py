@@ -324,7 +324,9 @@ def _read_letter(toks: Sequence[_Tok], j: int, prev_end: int, used: Sequence[boo
     if letter in ("к", "с") and nxt is not None and nxt.kind == "n":
         return None  # "5 к2", "5 с1": a block or building number follows, not a letter
     attached = attached or tok.start == prev_end
-    if not attached and letter in _PREPOSITION_LETTERS and nxt is not None and nxt.kind == "w":
+    # Detached "в"/"и"/"у"... before a word or a number is a preposition or a conjunction:
+    # "39 в Братске", "39 в 10:30" (к and с before a number were handled above as blocks).
+    if not attached and letter in _PREPOSITION_LETTERS and nxt is not None:
         return None
     return j
 
