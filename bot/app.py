@@ -53,8 +53,10 @@ def create_app(settings: Settings, *, services: Services | None = None) -> web.A
     app[SERVICES] = built
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        if services is None:  # we built them: we run and close them
+            await built.start()
         yield
-        if services is None:  # we built them, we close them
+        if services is None:
             await built.close()
 
     app.cleanup_ctx.append(lifetime)
@@ -64,6 +66,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> web.A
         token=settings.rest_token,
         identity_secret=settings.identity_secret,
     ).routes(app)
+    for channel in built.channels.values():
+        channel.routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/openapi.json", openapi)

@@ -35,6 +35,15 @@ def _optional_float(env: Mapping[str, str], name: str) -> float | None:
     return value
 
 
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{name}={raw!r} is not a yes/no value")
+
+
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -57,6 +66,24 @@ class Settings:
     rest_token: str | None = field(default=None, repr=False)
     identity_secret: str | None = field(default=None, repr=False)
     nlu_threshold: float | None = None  # None: the threshold calibrated at training
+    public_url: str | None = None  # where platforms reach us (webhook registration)
+    # Telegram (on when TELEGRAM_BOT_TOKEN is set)
+    telegram_token: str | None = field(default=None, repr=False)
+    telegram_webhook_secret: str | None = field(default=None, repr=False)
+    telegram_api_base: str = "https://api.telegram.org"
+    telegram_polling: bool = False
+    # VK (on when VK_GROUP_TOKEN and VK_GROUP_ID are set)
+    vk_group_token: str | None = field(default=None, repr=False)
+    vk_group_id: str | None = None
+    vk_secret: str | None = field(default=None, repr=False)
+    vk_confirmation: str | None = None
+    vk_api_base: str = "https://api.vk.com/method"
+    vk_longpoll: bool = False
+    # Viber (on when VIBER_AUTH_TOKEN is set)
+    viber_auth_token: str | None = field(default=None, repr=False)
+    viber_api_base: str = "https://chatapi.viber.com/pa"
+    viber_bot_name: str = "Support"
+    viber_avatar: str | None = None
     turn_timeout: float = 10.0
     log_level: str = "INFO"
 
@@ -80,6 +107,21 @@ class Settings:
             rest_token=env.get("BOT_REST_TOKEN") or None,
             identity_secret=env.get("BOT_IDENTITY_SECRET") or None,
             nlu_threshold=_optional_float(env, "BOT_NLU_THRESHOLD"),
+            public_url=(env.get("BOT_PUBLIC_URL") or "").rstrip("/") or None,
+            telegram_token=env.get("TELEGRAM_BOT_TOKEN") or None,
+            telegram_webhook_secret=env.get("TELEGRAM_WEBHOOK_SECRET") or None,
+            telegram_api_base=(env.get("TELEGRAM_API_BASE") or base.telegram_api_base).rstrip("/"),
+            telegram_polling=_flag(env, "TELEGRAM_POLLING"),
+            vk_group_token=env.get("VK_GROUP_TOKEN") or None,
+            vk_group_id=env.get("VK_GROUP_ID") or None,
+            vk_secret=env.get("VK_SECRET") or None,
+            vk_confirmation=env.get("VK_CONFIRMATION") or None,
+            vk_api_base=(env.get("VK_API_BASE") or base.vk_api_base).rstrip("/"),
+            vk_longpoll=_flag(env, "VK_LONGPOLL"),
+            viber_auth_token=env.get("VIBER_AUTH_TOKEN") or None,
+            viber_api_base=(env.get("VIBER_API_BASE") or base.viber_api_base).rstrip("/"),
+            viber_bot_name=env.get("VIBER_BOT_NAME") or base.viber_bot_name,
+            viber_avatar=env.get("VIBER_AVATAR") or None,
             turn_timeout=_float(env, "BOT_TURN_TIMEOUT", base.turn_timeout),
             log_level=(env.get("BOT_LOG_LEVEL") or base.log_level).upper(),
         )

@@ -21,7 +21,7 @@ from bot.intents.normalize import basic
 from bot.metrics import Metrics
 from bot.models import Button as ButtonModel
 from bot.models import Conversation, Inbound, RenderedReply, Reply, Text
-from bot.storage.base import Locks, Store
+from bot.storage.base import Locks, Store, TranscriptLine, TurnRecord
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +69,20 @@ class Gateway:
         self._default_locale = default_locale
         self._turn_timeout = turn_timeout
 
-    async def handle(self, inbound: Inbound, *, contract_number: str | None = None) -> Handled:
-        """Answer one inbound. ``contract_number`` is set only by a channel that has verified the
-        customer (a signed identity); it makes the conversation authenticated for that contract."""
+    async def handle(
+        self,
+        inbound: Inbound,
+        *,
+        contract_number: str | None = None,
+        inbox_id: int | None = None,
+        deliver: bool = False,
+    ) -> Handled:
+        """Answer one inbound and commit the turn atomically.
+
+        ``contract_number`` is set only by a channel that has verified the customer (a signed
+        identity). ``inbox_id`` is the durable inbound this turn answers (marked done in the same
+        transaction); with ``deliver`` the replies are queued in the outbox for the channel to
+        send, otherwise the caller returns them itself (the REST channel)."""
         started = time.perf_counter()
         channel = inbound.key.channel
         self._metrics.inc("messages_in_total", channel=channel)
@@ -87,8 +98,8 @@ class Gateway:
             if contract_number and contract_number != conversation.contract_number:
                 conversation = replace(conversation, contract_number=contract_number)
                 await self._store.link_identity(inbound.key, contract_number, "signed")
-            await self._store.append_message(
-                conversation.id, "customer", _customer_text(inbound), meta=_customer_meta(inbound)
+            customer = TranscriptLine(
+                "customer", _customer_text(inbound), meta=_customer_meta(inbound)
             )
             inbound = _pressed(inbound, conversation)
             if conversation.state in ("queued", "operator"):
@@ -99,11 +110,15 @@ class Gateway:
                 conversation, replies = await self._bot_turn(conversation, inbound)
             rendered = tuple(self._translator.render_reply(conversation.locale, r) for r in replies)
             conversation = _remember_offered(conversation, rendered)
-            await self._store.save_conversation(conversation)
-            for reply in rendered:
-                await self._store.append_message(
-                    conversation.id, reply.sender, reply.text, buttons=reply.buttons
+            answers = tuple(TranscriptLine(r.sender, r.text, r.buttons) for r in rendered)
+            await self._store.commit_turn(
+                TurnRecord(
+                    conversation=conversation,
+                    lines=(customer, *answers),
+                    deliver=answers if deliver else (),
+                    inbox_id=inbox_id,
                 )
+            )
         self._metrics.inc("replies_out_total", len(rendered), channel=channel)
         self._metrics.observe("turn_seconds", time.perf_counter() - started, channel=channel)
         return Handled(conversation, rendered)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from bot.catalog.billing import Billing, load_csv_billing
 from bot.catalog.catalog import Catalog, load_catalog
+from bot.channels.base import Channel
+from bot.channels.registry import ChannelDeps, build_channels
 from bot.config import Settings
 from bot.dialog.actions import ACTIONS
 from bot.dialog.engine import INFORM, MENU, DialogEngine
@@ -15,11 +17,15 @@ from bot.dialog.flows import DialogConfig, load_dialog
 from bot.dialog.slots import HINTS, SUGGESTERS, VALIDATORS
 from bot.gateway import Gateway, register_metrics
 from bot.i18n import Translator, load_translator
+from bot.ingress import Ingress
+from bot.ingress import register_metrics as register_ingress_metrics
 from bot.intents.classifier import LinearIntentClassifier, load_examples
 from bot.intents.entities import EntityExtractor
 from bot.intents.names import INTENTS
 from bot.intents.nlu import Nlu
 from bot.metrics import Metrics
+from bot.outbox import Outbox
+from bot.outbox import register_metrics as register_outbox_metrics
 from bot.storage.base import Locks, Store
 from bot.storage.memory_locks import MemoryLocks
 from bot.storage.sqlite import SqliteStore
@@ -70,8 +76,22 @@ class Services:
     engine: DialogEngine
     metrics: Metrics
     gateway: Gateway
+    outbox: Outbox
+    ingress: Ingress
+    channels: dict[str, Channel]
+
+    async def start(self) -> None:
+        """Background work: channels (long polling), unanswered inbounds, unsent replies."""
+        for channel in self.channels.values():
+            await channel.start()
+        await self.ingress.start()
+        await self.outbox.start()
 
     async def close(self) -> None:
+        for channel in self.channels.values():
+            await channel.close()
+        await self.ingress.close()
+        await self.outbox.close()
         await self.locks.close()
         await self.billing.close()
         await self.store.close()
@@ -92,6 +112,8 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
     locks = MemoryLocks()
     metrics = Metrics()
     register_metrics(metrics)
+    register_outbox_metrics(metrics)
+    register_ingress_metrics(metrics)
     engine = DialogEngine(
         config=dialog, nlu=nlu, actions=ACTIONS, catalog=catalog, billing=billing, store=store
     )
@@ -104,11 +126,16 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
         default_locale=settings.default_locale,
         turn_timeout=settings.turn_timeout,
     )
+    channels: dict[str, Channel] = {}  # filled below; the outbox reads it when sending
+    outbox = Outbox(store=store, channels=channels, metrics=metrics)
+    ingress = Ingress(store=store, gateway=gateway, outbox=outbox, metrics=metrics)
+    channels.update(build_channels(ChannelDeps(settings, ingress, store)))
     log.info(
         "catalog %s: %d cities, %d tariffs, %d offices, %d houses",
         settings.data_dir, len(catalog.cities), len(catalog.tariffs), len(catalog.offices),
         len(catalog.coverage),
     )  # fmt: skip
     return Services(
-        settings, catalog, billing, store, locks, translator, nlu, engine, metrics, gateway
-    )
+        settings, catalog, billing, store, locks, translator, nlu, engine, metrics, gateway,
+        outbox, ingress, channels,
+    )  # fmt: skip

@@ -10,7 +10,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.models import Conversation, ConversationKey, RenderedButton, Sender, TranscriptEntry
+from bot.models import (
+    Conversation,
+    ConversationKey,
+    Inbound,
+    RenderedButton,
+    Sender,
+    TranscriptEntry,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +39,47 @@ class StoredRequest:
     conversation_id: str
     data: Mapping[str, Any]
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptLine:
+    sender: Sender
+    text: str
+    buttons: tuple[RenderedButton, ...] = ()
+    meta: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRecord:
+    """Everything one turn changes, written in one transaction: the conversation's new state,
+    its transcript lines, the replies to deliver (if the channel delivers through the outbox),
+    and the inbound marked done. A crash before the commit leaves the inbound pending (it is
+    processed again); after it, everything is there and nothing is answered twice."""
+
+    conversation: Conversation
+    lines: tuple[TranscriptLine, ...]
+    deliver: tuple[TranscriptLine, ...] = ()
+    inbox_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingInbound:
+    id: int
+    inbound: Inbound
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundItem:
+    """A reply waiting to be sent through its channel, in ``id`` order per chat."""
+
+    id: int
+    conversation_id: str
+    channel: str
+    chat_id: str
+    text: str
+    buttons: tuple[RenderedButton, ...]
+    attempts: int
 
 
 class Store(abc.ABC):
@@ -87,6 +135,38 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def requests(self, kind: str | None = None) -> list[StoredRequest]: ...
+
+    # durable ingress and delivery
+    @abc.abstractmethod
+    async def inbox_put(self, scope: str, platform_id: str, inbound: Inbound) -> int | None:
+        """Record an inbound before acknowledging it; None if ``platform_id`` was seen before."""
+
+    @abc.abstractmethod
+    async def inbox_pending(self) -> list[PendingInbound]:
+        """Inbounds recorded but not yet answered (after a crash), oldest first."""
+
+    @abc.abstractmethod
+    async def inbox_retry_later(self, inbox_id: int, error: str, *, give_up: bool) -> None:
+        """Count a failed attempt; ``give_up`` parks it as failed, kept for inspection."""
+
+    @abc.abstractmethod
+    async def keep_unparsed(self, scope: str, body: str, problem: str) -> None:
+        """An authentic delivery we could not parse: acknowledged, kept for inspection."""
+
+    @abc.abstractmethod
+    async def commit_turn(self, turn: TurnRecord) -> list[TranscriptEntry]: ...
+
+    @abc.abstractmethod
+    async def outbox_pending(self, *, limit: int = 500) -> list[OutboundItem]: ...
+
+    @abc.abstractmethod
+    async def outbox_done(
+        self, item_id: int, *, platform_message_id: str | None = None, error: str | None = None
+    ) -> None:
+        """Sent (with the platform's id) or finally failed (with the error): no longer pending."""
+
+    @abc.abstractmethod
+    async def outbox_attempt_failed(self, item_id: int, error: str) -> None: ...
 
     @abc.abstractmethod
     async def ping(self) -> bool:

@@ -19,11 +19,25 @@ from bot.models import (
     Conversation,
     ConversationKey,
     ConversationState,
+    Inbound,
     RenderedButton,
     Sender,
     TranscriptEntry,
 )
-from bot.storage.base import IdentityLink, Store, StoredRequest
+from bot.serialize import (
+    buttons_from_json,
+    buttons_to_json,
+    inbound_from_json,
+    inbound_to_json,
+)
+from bot.storage.base import (
+    IdentityLink,
+    OutboundItem,
+    PendingInbound,
+    Store,
+    StoredRequest,
+    TurnRecord,
+)
 
 T = TypeVar("T")
 
@@ -58,6 +72,41 @@ CREATE TABLE IF NOT EXISTS identity_links (
     method TEXT NOT NULL,
     linked_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS inbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    scope TEXT NOT NULL,
+    platform_id TEXT NOT NULL,
+    conversation_id TEXT NOT NULL,
+    inbound TEXT NOT NULL,
+    status TEXT NOT NULL,            -- pending | done | failed
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    received_at TEXT NOT NULL,
+    UNIQUE (scope, platform_id)
+);
+CREATE INDEX IF NOT EXISTS inbox_pending ON inbox (status, id);
+CREATE TABLE IF NOT EXISTS unparsed (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    scope TEXT NOT NULL,
+    body TEXT NOT NULL,
+    problem TEXT NOT NULL,
+    received_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    conversation_id TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    chat_id TEXT NOT NULL,
+    text TEXT NOT NULL,
+    buttons TEXT NOT NULL,
+    status TEXT NOT NULL,            -- pending | sent | failed
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    platform_message_id TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (status, id);
 CREATE TABLE IF NOT EXISTS requests (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     kind TEXT NOT NULL,
@@ -70,6 +119,25 @@ CREATE TABLE IF NOT EXISTS requests (
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+_UPSERT_CONVERSATION = (
+    "INSERT INTO conversations (id, state, locale, contract_number, dialog, updated_at)"
+    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET state=excluded.state,"
+    " locale=excluded.locale, contract_number=excluded.contract_number,"
+    " dialog=excluded.dialog, updated_at=excluded.updated_at"
+)
+
+
+def _conversation_row(conversation: Conversation, at: datetime) -> tuple[object, ...]:
+    return (
+        conversation.id,
+        conversation.state,
+        conversation.locale,
+        conversation.contract_number,
+        json.dumps(conversation.dialog, ensure_ascii=False),
+        at.isoformat(),
+    )
 
 
 class SqliteStore(Store):
@@ -112,23 +180,8 @@ class SqliteStore(Store):
         )
 
     async def save_conversation(self, conversation: Conversation) -> None:
-        values = (
-            conversation.id,
-            conversation.state,
-            conversation.locale,
-            conversation.contract_number,
-            json.dumps(conversation.dialog, ensure_ascii=False),
-            _now().isoformat(),
-        )
-        await self._run(
-            lambda db: db.execute(
-                "INSERT INTO conversations (id, state, locale, contract_number, dialog, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET state=excluded.state,"
-                " locale=excluded.locale, contract_number=excluded.contract_number,"
-                " dialog=excluded.dialog, updated_at=excluded.updated_at",
-                values,
-            )
-        )
+        values = _conversation_row(conversation, _now())
+        await self._run(lambda db: db.execute(_UPSERT_CONVERSATION, values))
 
     async def append_message(
         self,
@@ -261,6 +314,131 @@ class SqliteStore(Store):
             StoredRequest(r[0], r[1], r[2], json.loads(r[3]), datetime.fromisoformat(r[4]))
             for r in rows
         ]
+
+    async def inbox_put(self, scope: str, platform_id: str, inbound: Inbound) -> int | None:
+        body = json.dumps(inbound_to_json(inbound), ensure_ascii=False)
+
+        def q(db: sqlite3.Connection) -> int | None:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO inbox (scope, platform_id, conversation_id, inbound,"
+                " status, received_at) VALUES (?, ?, ?, ?, 'pending', ?)",
+                (scope, platform_id, inbound.key.id, body, _now().isoformat()),
+            )
+            return cur.lastrowid if cur.rowcount == 1 else None
+
+        return await self._run(q)
+
+    async def inbox_pending(self) -> list[PendingInbound]:
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT id, inbound, attempts FROM inbox WHERE status = 'pending' ORDER BY id"
+            ).fetchall()
+        )
+        return [PendingInbound(r[0], inbound_from_json(json.loads(r[1])), r[2]) for r in rows]
+
+    async def inbox_retry_later(self, inbox_id: int, error: str, *, give_up: bool) -> None:
+        status = "failed" if give_up else "pending"
+        await self._run(
+            lambda db: db.execute(
+                "UPDATE inbox SET attempts = attempts + 1, last_error = ?, status = ? WHERE id = ?",
+                (error[:2000], status, inbox_id),
+            )
+        )
+
+    async def keep_unparsed(self, scope: str, body: str, problem: str) -> None:
+        await self._run(
+            lambda db: db.execute(
+                "INSERT INTO unparsed (scope, body, problem, received_at) VALUES (?, ?, ?, ?)",
+                (scope, body[:1_000_000], problem[:2000], _now().isoformat()),
+            )
+        )
+
+    async def commit_turn(self, turn: TurnRecord) -> list[TranscriptEntry]:
+        conversation = turn.conversation
+        at = _now()
+
+        def q(db: sqlite3.Connection) -> list[int]:
+            ids: list[int] = []
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute(_UPSERT_CONVERSATION, _conversation_row(conversation, at))
+                for line in turn.lines:
+                    cur = db.execute(
+                        "INSERT INTO messages (conversation_id, sender, text, buttons, meta, at)"
+                        " VALUES (?, ?, ?, ?, ?, ?)",
+                        (
+                            conversation.id, line.sender, line.text,
+                            json.dumps(buttons_to_json(line.buttons), ensure_ascii=False),
+                            json.dumps(dict(line.meta or {}), ensure_ascii=False),
+                            at.isoformat(),
+                        ),
+                    )  # fmt: skip
+                    ids.append(cast(int, cur.lastrowid))
+                for line in turn.deliver:
+                    buttons = json.dumps(buttons_to_json(line.buttons), ensure_ascii=False)
+                    db.execute(
+                        "INSERT INTO outbox (conversation_id, channel, chat_id, text, buttons,"
+                        " status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
+                        (
+                            conversation.id, conversation.key.channel, conversation.key.chat_id,
+                            line.text, buttons, at.isoformat(), at.isoformat(),
+                        ),
+                    )  # fmt: skip
+                if turn.inbox_id is not None:
+                    db.execute("UPDATE inbox SET status = 'done' WHERE id = ?", (turn.inbox_id,))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            return ids
+
+        ids = await self._run(q)
+        return [
+            TranscriptEntry(
+                id=i,
+                conversation_id=conversation.id,
+                sender=line.sender,
+                text=line.text,
+                at=at,
+                buttons=line.buttons,
+                meta=dict(line.meta or {}),
+            )
+            for i, line in zip(ids, turn.lines, strict=True)
+        ]
+
+    async def outbox_pending(self, *, limit: int = 500) -> list[OutboundItem]:
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT id, conversation_id, channel, chat_id, text, buttons, attempts FROM outbox"
+                " WHERE status = 'pending' ORDER BY id LIMIT ?",
+                (limit,),
+            ).fetchall()
+        )
+        return [
+            OutboundItem(r[0], r[1], r[2], r[3], r[4], buttons_from_json(json.loads(r[5])), r[6])
+            for r in rows
+        ]
+
+    async def outbox_done(
+        self, item_id: int, *, platform_message_id: str | None = None, error: str | None = None
+    ) -> None:
+        status = "failed" if error is not None else "sent"
+        await self._run(
+            lambda db: db.execute(
+                "UPDATE outbox SET status = ?, platform_message_id = ?, last_error = ?,"
+                " updated_at = ? WHERE id = ?",
+                (status, platform_message_id, error, _now().isoformat(), item_id),
+            )
+        )
+
+    async def outbox_attempt_failed(self, item_id: int, error: str) -> None:
+        await self._run(
+            lambda db: db.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, updated_at = ?"
+                " WHERE id = ?",
+                (error[:2000], _now().isoformat(), item_id),
+            )
+        )
 
     async def ping(self) -> bool:
         row: tuple[int] | None = await self._run(lambda db: db.execute("SELECT 1").fetchone())

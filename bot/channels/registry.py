@@ -1,0 +1,39 @@
+"""The messenger channels this gateway can run. A channel is on iff its settings are present.
+
+Each entry builds its adapter from settings, or returns None when it is not configured; adding
+a platform adds one line here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from bot.channels.base import Channel
+from bot.config import Settings
+from bot.ingress import Ingress
+from bot.storage.base import Store
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelDeps:
+    """What an adapter may use: its settings, the durable ingress, the store (for identity
+    links and delivery receipts)."""
+
+    settings: Settings
+    ingress: Ingress
+    store: Store
+
+
+Factory = Callable[[ChannelDeps], Channel | None]
+
+FACTORIES: Sequence[Factory] = ()
+
+
+def build_channels(deps: ChannelDeps) -> dict[str, Channel]:
+    channels: dict[str, Channel] = {}
+    for factory in FACTORIES:
+        channel = factory(deps)
+        if channel is not None:
+            channels[channel.name] = channel
+    return channels

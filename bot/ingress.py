@@ -1,0 +1,108 @@
+"""One durable ingress for every messenger channel.
+
+A webhook records the inbound (with its platform id) before answering 200 and hands it here;
+processing runs in the background, strictly in order per conversation and in parallel across
+conversations. A redelivery (same platform id) is acknowledged and ignored. Inbounds recorded
+but not answered when the process stopped are picked up again at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+
+from bot.gateway import Gateway
+from bot.metrics import Metrics
+from bot.models import Inbound
+from bot.outbox import Outbox
+from bot.storage.base import Store
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+RETRY_SECONDS = (0.5, 2.0, 5.0, 15.0)
+
+
+def register_metrics(metrics: Metrics) -> None:
+    metrics.counter("inbound_duplicates_total", "Redelivered platform updates ignored.")
+    metrics.counter("inbound_failed_total", "Inbounds that could not be processed.")
+
+
+class Ingress:
+    def __init__(self, *, store: Store, gateway: Gateway, outbox: Outbox, metrics: Metrics) -> None:
+        self._store = store
+        self._gateway = gateway
+        self._outbox = outbox
+        self._metrics = metrics
+        self._queues: dict[str, deque[tuple[int, Inbound, int]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def accept(self, inbound: Inbound, *, scope: str, platform_id: str) -> bool:
+        """Record an authentic, parsed inbound; False for a redelivery. Returns once durable."""
+        inbox_id = await self._store.inbox_put(scope, platform_id, inbound)
+        if inbox_id is None:
+            self._metrics.inc("inbound_duplicates_total", channel=inbound.key.channel)
+            return False
+        self._schedule(inbox_id, inbound, 0)
+        return True
+
+    async def start(self) -> None:
+        for pending in await self._store.inbox_pending():
+            self._schedule(pending.id, pending.inbound, pending.attempts)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def idle(self) -> None:
+        """Wait until every accepted inbound has been processed (tests, shutdown)."""
+        await self._idle.wait()
+
+    def _schedule(self, inbox_id: int, inbound: Inbound, attempts: int) -> None:
+        conversation_id = inbound.key.id
+        queue = self._queues.get(conversation_id)
+        if queue is not None:
+            queue.append((inbox_id, inbound, attempts))
+            return  # its worker takes it in turn
+        self._queues[conversation_id] = deque([(inbox_id, inbound, attempts)])
+        self._idle.clear()
+        task = asyncio.create_task(self._work(conversation_id), name=f"ingress-{inbox_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _work(self, conversation_id: str) -> None:
+        queue = self._queues[conversation_id]
+        try:
+            while queue:
+                inbox_id, inbound, attempts = queue[0]
+                await self._process(inbox_id, inbound, attempts)
+                queue.popleft()
+        finally:
+            self._queues.pop(conversation_id, None)
+            if not self._queues:
+                self._idle.set()
+
+    async def _process(self, inbox_id: int, inbound: Inbound, attempts: int) -> None:
+        """Answer one inbound; on failure retry in place, so later messages keep their order."""
+        while True:
+            try:
+                await self._gateway.handle(inbound, inbox_id=inbox_id, deliver=True)
+                self._outbox.notify()
+                return
+            except Exception as exc:
+                attempts += 1
+                give_up = attempts >= MAX_ATTEMPTS
+                log.exception("ingress: inbound %s failed (attempt %d)", inbox_id, attempts)
+                with contextlib.suppress(Exception):
+                    await self._store.inbox_retry_later(inbox_id, repr(exc), give_up=give_up)
+                if give_up:
+                    self._metrics.inc("inbound_failed_total", channel=inbound.key.channel)
+                    return
+                await asyncio.sleep(RETRY_SECONDS[min(attempts - 1, len(RETRY_SECONDS) - 1)])

@@ -1,0 +1,57 @@
+"""JSON forms of the core models, for the durable inbox and outbox."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from bot.models import Attachment, ConversationKey, Inbound, Location, RenderedButton
+
+
+def inbound_to_json(inbound: Inbound) -> dict[str, Any]:
+    return {
+        "key": [inbound.key.channel, inbound.key.chat_id, inbound.key.user_id],
+        "message_id": inbound.message_id,
+        "kind": inbound.kind,
+        "text": inbound.text,
+        "payload": inbound.payload,
+        "location": (
+            None
+            if inbound.location is None
+            else {"lat": inbound.location.lat, "lon": inbound.location.lon}
+        ),
+        "attachments": [
+            {"kind": a.kind, "url": a.url, "name": a.name} for a in inbound.attachments
+        ],
+        "locale": inbound.locale,
+        "raw": dict(inbound.raw),
+        "received_at": inbound.received_at.isoformat() if inbound.received_at else None,
+    }
+
+
+def inbound_from_json(data: dict[str, Any]) -> Inbound:
+    channel, chat_id, user_id = data["key"]
+    location = data.get("location")
+    received = data.get("received_at")
+    return Inbound(
+        key=ConversationKey(channel, chat_id, user_id),
+        message_id=data["message_id"],
+        kind=data["kind"],
+        text=data.get("text"),
+        payload=data.get("payload"),
+        location=None if location is None else Location(location["lat"], location["lon"]),
+        attachments=tuple(
+            Attachment(a["kind"], a.get("url"), a.get("name")) for a in data.get("attachments", [])
+        ),
+        locale=data.get("locale"),
+        raw=data.get("raw") or {},
+        received_at=datetime.fromisoformat(received) if received else None,
+    )
+
+
+def buttons_to_json(buttons: tuple[RenderedButton, ...]) -> list[dict[str, str]]:
+    return [{"title": b.title, "payload": b.payload} for b in buttons]
+
+
+def buttons_from_json(data: list[dict[str, str]]) -> tuple[RenderedButton, ...]:
+    return tuple(RenderedButton(b["title"], b["payload"]) for b in data)
