@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 ConversationState = Literal["bot", "queued", "operator", "closed"]
 Sender = Literal["customer", "bot", "operator", "system"]
-InboundKind = Literal["text", "payload", "location", "attachment"]
+InboundKind = Literal["text", "payload", "location", "attachment", "contact"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +49,16 @@ class Attachment:
 
 
 @dataclass(frozen=True, slots=True)
+class Contact:
+    """A phone number the customer shared. ``verified`` only when the platform vouches that it
+    is the sender's own number (Telegram: the contact's user_id is the sender's)."""
+
+    phone: str
+    verified: bool = False
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Inbound:
     """One customer message, normalised from any channel."""
 
@@ -59,6 +69,7 @@ class Inbound:
     payload: str | None = None
     location: Location | None = None
     attachments: tuple[Attachment, ...] = ()
+    contact: Contact | None = None
     locale: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
     received_at: datetime | None = None

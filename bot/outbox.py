@@ -118,11 +118,15 @@ class Outbox:
             await self._store.outbox_done(item.id, error=f"no channel {item.channel!r} configured")
             self._metrics.inc("outbox_failed_total", channel=item.channel)
             return
+        if not await self._store.is_reachable(item.conversation_id):
+            await self._store.outbox_done(item.id, error="customer unreachable (blocked the bot)")
+            self._metrics.inc("outbox_failed_total", channel=item.channel)
+            return
         parts = fit(item.text, item.buttons, channel.capabilities)
         platform_ids: list[str] = []
         for index, (text, buttons) in enumerate(parts):
             message = OutboundMessage(item.chat_id, text, buttons, f"{item.id}:{index}")
-            error = await self._send_with_retries(channel, message, item)
+            platform_id, error = await self._send_with_retries(channel, message, item)
             if error is not None:
                 await self._store.outbox_done(item.id, error=error)
                 self._metrics.inc("outbox_failed_total", channel=item.channel)
@@ -130,13 +134,15 @@ class Outbox:
                     "outbox: gave up on message %s via %s: %s", item.id, item.channel, error
                 )
                 return
+            if platform_id:
+                platform_ids.append(platform_id)
             self._metrics.inc("outbox_sent_total", channel=item.channel)
         await self._store.outbox_done(item.id, platform_message_id=",".join(platform_ids) or None)
 
     async def _send_with_retries(
         self, channel: Channel, message: OutboundMessage, item: OutboundItem
-    ) -> str | None:
-        """None when sent; the final error text when it cannot be."""
+    ) -> tuple[str | None, str | None]:
+        """(platform message id, None) when sent; (None, final error) when it cannot be."""
         attempts = item.attempts
         while True:
             pacer = self._pacers.get(channel.name)
@@ -144,12 +150,11 @@ class Outbox:
                 pacer = self._pacers[channel.name] = _Pacer(channel.rate_limit)
             await pacer.wait(message.chat_id)
             try:
-                await channel.send(message)
-                return None
+                return await channel.send(message), None
             except SendError as exc:
                 attempts += 1
                 if exc.permanent or attempts >= MAX_ATTEMPTS:
-                    return str(exc)
+                    return None, str(exc)
                 delay = exc.retry_after
                 if delay is None:
                     delay = BACKOFF_SECONDS[min(attempts - 1, len(BACKOFF_SECONDS) - 1)]

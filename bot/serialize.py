@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot.models import Attachment, ConversationKey, Inbound, Location, RenderedButton
+from bot.models import Attachment, Contact, ConversationKey, Inbound, Location, RenderedButton
 
 
 def inbound_to_json(inbound: Inbound) -> dict[str, Any]:
@@ -23,6 +23,15 @@ def inbound_to_json(inbound: Inbound) -> dict[str, Any]:
         "attachments": [
             {"kind": a.kind, "url": a.url, "name": a.name} for a in inbound.attachments
         ],
+        "contact": (
+            None
+            if inbound.contact is None
+            else {
+                "phone": inbound.contact.phone,
+                "verified": inbound.contact.verified,
+                "name": inbound.contact.name,
+            }
+        ),
         "locale": inbound.locale,
         "raw": dict(inbound.raw),
         "received_at": inbound.received_at.isoformat() if inbound.received_at else None,
@@ -33,6 +42,7 @@ def inbound_from_json(data: dict[str, Any]) -> Inbound:
     channel, chat_id, user_id = data["key"]
     location = data.get("location")
     received = data.get("received_at")
+    contact = data.get("contact")
     return Inbound(
         key=ConversationKey(channel, chat_id, user_id),
         message_id=data["message_id"],
@@ -42,6 +52,11 @@ def inbound_from_json(data: dict[str, Any]) -> Inbound:
         location=None if location is None else Location(location["lat"], location["lon"]),
         attachments=tuple(
             Attachment(a["kind"], a.get("url"), a.get("name")) for a in data.get("attachments", [])
+        ),
+        contact=(
+            None
+            if contact is None
+            else Contact(contact["phone"], bool(contact.get("verified")), contact.get("name"))
         ),
         locale=data.get("locale"),
         raw=data.get("raw") or {},

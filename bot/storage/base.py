@@ -168,6 +168,28 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def outbox_attempt_failed(self, item_id: int, error: str) -> None: ...
 
+    # platform bookkeeping
+    @abc.abstractmethod
+    async def payload_token(self, payload: str) -> str:
+        """A short stable token for a long button payload (Telegram allows 64 bytes)."""
+
+    @abc.abstractmethod
+    async def payload_for(self, token: str) -> str | None: ...
+
+    @abc.abstractmethod
+    async def set_reachable(self, conversation_id: str, reachable: bool, reason: str = "") -> None:
+        """The customer blocked the bot / unsubscribed (False) or came back (True)."""
+
+    @abc.abstractmethod
+    async def is_reachable(self, conversation_id: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def record_receipt(self, scope: str, platform_message_id: str, event: str) -> None:
+        """A delivery receipt from the platform (delivered, seen, failed)."""
+
+    @abc.abstractmethod
+    async def receipts(self, scope: str, platform_message_id: str) -> list[str]: ...
+
     @abc.abstractmethod
     async def ping(self) -> bool:
         """True when the backend answers (for ``/healthz``)."""

@@ -7,6 +7,7 @@ blocks on disk, and the single thread serialises writes without extra locking.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
@@ -107,6 +108,23 @@ CREATE TABLE IF NOT EXISTS outbox (
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (status, id);
+CREATE TABLE IF NOT EXISTS payload_tokens (
+    token TEXT PRIMARY KEY,
+    payload TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS unreachable (
+    conversation_id TEXT PRIMARY KEY,
+    reason TEXT NOT NULL,
+    since TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS receipts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    scope TEXT NOT NULL,
+    platform_message_id TEXT NOT NULL,
+    event TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS receipts_by_message ON receipts (scope, platform_message_id);
 CREATE TABLE IF NOT EXISTS requests (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     kind TEXT NOT NULL,
@@ -439,6 +457,66 @@ class SqliteStore(Store):
                 (error[:2000], _now().isoformat(), item_id),
             )
         )
+
+    async def payload_token(self, payload: str) -> str:
+        token = "~" + hashlib.sha256(payload.encode()).hexdigest()[:20]
+        await self._run(
+            lambda db: db.execute(
+                "INSERT OR IGNORE INTO payload_tokens (token, payload) VALUES (?, ?)",
+                (token, payload),
+            )
+        )
+        return token
+
+    async def payload_for(self, token: str) -> str | None:
+        row = await self._run(
+            lambda db: db.execute(
+                "SELECT payload FROM payload_tokens WHERE token = ?", (token,)
+            ).fetchone()
+        )
+        return None if row is None else str(row[0])
+
+    async def set_reachable(self, conversation_id: str, reachable: bool, reason: str = "") -> None:
+        if reachable:
+            await self._run(
+                lambda db: db.execute(
+                    "DELETE FROM unreachable WHERE conversation_id = ?", (conversation_id,)
+                )
+            )
+            return
+        await self._run(
+            lambda db: db.execute(
+                "INSERT OR REPLACE INTO unreachable (conversation_id, reason, since)"
+                " VALUES (?, ?, ?)",
+                (conversation_id, reason, _now().isoformat()),
+            )
+        )
+
+    async def is_reachable(self, conversation_id: str) -> bool:
+        row = await self._run(
+            lambda db: db.execute(
+                "SELECT 1 FROM unreachable WHERE conversation_id = ?", (conversation_id,)
+            ).fetchone()
+        )
+        return row is None
+
+    async def record_receipt(self, scope: str, platform_message_id: str, event: str) -> None:
+        await self._run(
+            lambda db: db.execute(
+                "INSERT INTO receipts (scope, platform_message_id, event, at) VALUES (?, ?, ?, ?)",
+                (scope, platform_message_id, event, _now().isoformat()),
+            )
+        )
+
+    async def receipts(self, scope: str, platform_message_id: str) -> list[str]:
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT event FROM receipts WHERE scope = ? AND platform_message_id = ?"
+                " ORDER BY id",
+                (scope, platform_message_id),
+            ).fetchall()
+        )
+        return [str(r[0]) for r in rows]
 
     async def ping(self) -> bool:
         row: tuple[int] | None = await self._run(lambda db: db.execute("SELECT 1").fetchone())
