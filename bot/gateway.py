@@ -96,8 +96,13 @@ class Gateway:
                     conversation, locale=self._translator.resolve_locale(inbound.locale)
                 )
             if contract_number and contract_number != conversation.contract_number:
-                conversation = replace(conversation, contract_number=contract_number)
                 await self._store.link_identity(inbound.key, contract_number, "signed")
+            # The stored link is the truth: a revoked link signs the customer out at once, and
+            # a link made elsewhere (the widget's signed identity, a code) signs them in.
+            link = await self._store.identity(inbound.key)
+            conversation = replace(
+                conversation, contract_number=link.contract_number if link else None
+            )
             customer = TranscriptLine(
                 "customer", _customer_text(inbound), meta=_customer_meta(inbound)
             )

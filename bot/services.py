@@ -24,6 +24,7 @@ from bot.intents.entities import EntityExtractor
 from bot.intents.names import INTENTS
 from bot.intents.nlu import Nlu
 from bot.metrics import Metrics
+from bot.notify import FileNotifier
 from bot.outbox import Outbox
 from bot.outbox import register_metrics as register_outbox_metrics
 from bot.storage.base import Locks, Store
@@ -114,8 +115,16 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
     register_metrics(metrics)
     register_outbox_metrics(metrics)
     register_ingress_metrics(metrics)
+    notifier = FileNotifier(folder=settings.var_dir / "notifications")
     engine = DialogEngine(
-        config=dialog, nlu=nlu, actions=ACTIONS, catalog=catalog, billing=billing, store=store
+        config=dialog,
+        nlu=nlu,
+        actions=ACTIONS,
+        catalog=catalog,
+        billing=billing,
+        store=store,
+        notifier=notifier,
+        translator=translator,
     )
     gateway = Gateway(
         store=store,

@@ -62,7 +62,7 @@ async def test_tariffs_for_a_city_in_another_grammatical_case(say: Say) -> None:
 
 async def test_own_tariff_needs_identity(say: Say, services: Services) -> None:
     anon = await say("u-own-anon", "какой у меня тариф?")
-    assert "личном кабинете" in texts(anon)
+    assert "убедиться, что это вы" in texts(anon)
     assert "Мбит/с" not in texts(anon)
 
     account = await services.billing.account("750012345678")
@@ -91,7 +91,7 @@ async def test_balance_for_identified_customer(say: Say, services: Services) -> 
 async def test_balance_never_shown_to_unidentified(say: Say) -> None:
     answer = await say("u-anon", "баланс 750012345678")
     text = texts(answer)
-    assert "личном кабинете" in text
+    assert "убедиться, что это вы" in text
     assert "₽" not in text
 
 

@@ -20,10 +20,12 @@ from bot.catalog.models import Account
 from bot.dialog.flows import DialogConfig, FlowSpec, SlotSpec
 from bot.dialog.slots import HINTS, SUGGESTERS, VALIDATORS, SlotTools
 from bot.dialog.types import Action, ActionContext, ActionResult, DialogState, Handoff, Turn
+from bot.i18n import Translator
 from bot.intents.names import OUT_OF_SCOPE
 from bot.intents.nlu import Nlu, NluResult, PayloadError
 from bot.intents.normalize import basic, words
 from bot.models import Button, Conversation, Inbound, Reply, Text
+from bot.notify import Notifier
 from bot.storage.base import Store
 
 # Payloads the engine itself understands (not intents): answering a question, the menu.
@@ -45,6 +47,8 @@ class DialogEngine:
         catalog: Catalog,
         billing: Billing,
         store: Store,
+        notifier: Notifier,
+        translator: Translator,
     ) -> None:
         self._config = config
         self._nlu = nlu
@@ -52,6 +56,8 @@ class DialogEngine:
         self._catalog = catalog
         self._billing = billing
         self._store = store
+        self._notifier = notifier
+        self._translator = translator
         self._tools = SlotTools(catalog, nlu.extractor)
 
     @property
@@ -66,7 +72,7 @@ class DialogEngine:
     ) -> Turn:
         run = _Run(self, conversation, inbound, now or datetime.now(UTC))
         await run.go()
-        new = replace(conversation, dialog=run.state.to_json())
+        new = replace(conversation, dialog=run.state.to_json(), contract_number=run.contract)
         return Turn(tuple(run.replies), new, run.handoff, run.result)
 
 
@@ -86,6 +92,7 @@ class _Run:
         self.handoff: Handoff | None = None
         self.result: NluResult | None = None
         self.account: Account | None = None
+        self.contract = conversation.contract_number
 
     async def go(self) -> None:
         if self.conversation.contract_number:
@@ -121,6 +128,8 @@ class _Run:
                 return nlu.from_payload(inbound.payload)
             except PayloadError:
                 return NluResult(inbound.payload, OUT_OF_SCOPE, 0.0)
+        if inbound.contact is not None:
+            return NluResult("", "identify_contact", 1.0, from_payload=True)
         if inbound.location is not None and not inbound.text:
             loc = {"lat": inbound.location.lat, "lon": inbound.location.lon}
             pending = self.state.pending
@@ -234,7 +243,10 @@ class _Run:
     async def _advance(self, flow: FlowSpec, result: NluResult) -> None:
         if flow.requires_identity and self.account is None:
             self._end_flow()
-            self.replies.append(_reply("identity.required", self.e.menu_buttons()))
+            # Come back to this question once the customer has proved who they are.
+            self.state.memory["after_identify"] = flow.name
+            buttons = (Button(Text("button.identify"), "/identify"), *self.e.menu_buttons())
+            self.replies.append(_reply("identity.required", buttons))
             return
         for slot in flow.slots:
             if slot.required and slot.name not in self.state.slots:
@@ -265,7 +277,19 @@ class _Run:
             self._apply(flow, outcome)
             if outcome.ask:
                 return
+            if outcome.identify:
+                await self._identified(flow, outcome.identify, result)
+                return
         self._complete(flow)
+
+    async def _identified(self, flow: FlowSpec, contract: str, result: NluResult) -> None:
+        self.contract = contract
+        self.account = await self.e._billing.account(contract)
+        self._complete(flow)
+        waiting = self.state.memory.pop("after_identify", None)
+        then = self.config.flows.get(str(waiting)) if waiting else None
+        if then is not None and self.account is not None:
+            await self._start(then, replace(result, payload_args={}))
 
     def _context(self, flow: FlowSpec, result: NluResult) -> ActionContext:
         return ActionContext(
@@ -280,11 +304,18 @@ class _Run:
             store=self.e._store,
             account=self.account,
             now=self.now,
+            notifier=self.e._notifier,
+            render=lambda text: self.e._translator.render(self.conversation.locale, text),
         )
 
     def _apply(self, flow: FlowSpec, outcome: ActionResult) -> None:
         self.replies.extend(outcome.replies)
         self.state.memory.update(outcome.remember)
+        for name in outcome.forget_memory:
+            self.state.memory.pop(name, None)
+        if outcome.unidentify:
+            self.contract = None
+            self.account = None
         for name in outcome.forget:
             self.state.slots.pop(name, None)
         if outcome.handoff:

@@ -47,7 +47,21 @@ def _address(text: str, tools: SlotTools) -> str | None:
     return text.strip() if parsed.street_text and parsed.house else None
 
 
+def _contract_or_phone(text: str, tools: SlotTools) -> str | None:
+    digits = re.sub(r"\D", "", text)
+    if len(digits) in (10, 11) and normalize_phone(text):
+        return normalize_phone(text)
+    return digits if 6 <= len(digits) <= 16 else None
+
+
+def _otp_code(text: str, tools: SlotTools) -> str | None:
+    digits = re.sub(r"\D", "", text)
+    return digits if 4 <= len(digits) <= 8 else None
+
+
 VALIDATORS: Mapping[str, Validator] = {
+    "contract_or_phone": _contract_or_phone,
+    "otp_code": _otp_code,
     "city": _city,
     "phone": _phone,
     "person_name": _person_name,

@@ -11,7 +11,8 @@ from bot.catalog.billing import Billing
 from bot.catalog.catalog import Catalog
 from bot.catalog.models import Account
 from bot.intents.nlu import NluResult
-from bot.models import Conversation, Inbound, Location, Reply
+from bot.models import Conversation, Inbound, Location, Reply, Text
+from bot.notify import Notifier
 from bot.storage.base import Store
 
 
@@ -69,6 +70,8 @@ class ActionContext:
     store: Store
     account: Account | None
     now: datetime  # aware UTC
+    notifier: Notifier
+    render: Callable[[Text], str]  # wording for messages that leave the chat (an SMS code)
 
     @property
     def text(self) -> str:
@@ -93,6 +96,9 @@ class ActionResult:
     forget: tuple[str, ...] = ()
     handoff: Handoff | None = None
     remember: Mapping[str, Any] = field(default_factory=dict)
+    forget_memory: tuple[str, ...] = ()
+    identify: str | None = None  # the customer proved they hold this contract
+    unidentify: bool = False  # the customer unlinked their contract
 
 
 Action = Callable[[ActionContext], Awaitable[ActionResult]]

@@ -37,7 +37,8 @@ async def answer_tariffs(ctx: ActionContext) -> ActionResult:
 
 def _own_tariff(ctx: ActionContext) -> ActionResult:
     if ctx.account is None:
-        return ActionResult(replies=(Reply((Text("identity.required"),)),))
+        login = Button(Text("button.identify"), "/identify")
+        return ActionResult(replies=(Reply((Text("identity.required"),), (login,)),))
     tariff = ctx.catalog.tariffs.get(ctx.account.tariff_id)
     if tariff is None:
         return ActionResult(replies=(Reply((Text("tariffs.mine_unknown"),)),))

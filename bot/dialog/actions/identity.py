@@ -1,0 +1,150 @@
+"""Proving who you are in a messenger: contract number (or phone) and a one-time code sent to
+the phone or e-mail on file; a phone the platform vouches for (a Telegram contact of the
+sender) identifies at once. The link is stored and can be revoked with /logout."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.catalog.models import Account
+from bot.dialog.types import ActionContext, ActionResult
+from bot.intents.entities import normalize_phone
+from bot.models import Raw, Reply, Text
+from bot.notify import mask_email, mask_phone
+
+CODE_TTL = timedelta(minutes=10)
+CODE_ATTEMPTS = 3  # wrong codes before the code is void
+CODES_PER_HOUR = 3  # codes sent to one conversation
+LOOKUPS_PER_HOUR = 6  # contract / phone look-ups by one conversation
+
+OTP = "otp"  # memory key: the pending code (hashed), its contract and limits
+
+
+def _hash(code: str, salt: str) -> str:
+    return hashlib.sha256(f"{salt}:{code}".encode()).hexdigest()
+
+
+def _recent(stamps: list[str], now: datetime) -> list[str]:
+    return [s for s in stamps if now - datetime.fromisoformat(s) < timedelta(hours=1)]
+
+
+def _reply(key: str, **params: Any) -> Reply:
+    return Reply((Text(key, params),))
+
+
+async def _find(ctx: ActionContext, who: str) -> list[Account]:
+    phone = normalize_phone(who) if len(re.sub(r"\D", "", who)) in (10, 11) else None
+    if phone is not None:
+        by_phone = await ctx.billing.find_by_phone(phone)
+        if by_phone:
+            return by_phone
+    account = await ctx.billing.account(re.sub(r"\D", "", who))
+    return [account] if account else []
+
+
+async def identify(ctx: ActionContext) -> ActionResult:
+    pending = ctx.memory.get(OTP)
+    if pending and ctx.slots.get("code"):
+        return await _check_code(ctx, dict(pending), str(ctx.slots["code"]))
+    who = ctx.slots.get("who")
+    if not who:
+        return ActionResult(ask="who")
+    lookups = _recent(list(ctx.memory.get("id_lookups", [])), ctx.now)
+    if len(lookups) >= LOOKUPS_PER_HOUR:
+        return ActionResult(replies=(_reply("identity.too_many_attempts"),))
+    lookups.append(ctx.now.isoformat())
+    accounts = await _find(ctx, str(who))
+    if not accounts:
+        return ActionResult(
+            ask="who",
+            forget=("who",),
+            ask_replies=(_reply("identity.not_found"),),
+            remember={"id_lookups": lookups},
+        )
+    if len(accounts) > 1:
+        return ActionResult(
+            ask="who",
+            forget=("who",),
+            ask_replies=(_reply("identity.several_contracts"),),
+            remember={"id_lookups": lookups},
+        )
+    return await _send_code(ctx, accounts[0], lookups)
+
+
+async def _send_code(ctx: ActionContext, account: Account, lookups: list[str]) -> ActionResult:
+    sent = _recent(list(ctx.memory.get("otp_sent", [])), ctx.now)
+    if len(sent) >= CODES_PER_HOUR:
+        return ActionResult(replies=(_reply("identity.too_many_codes"),))
+    code = f"{secrets.randbelow(10**6):06d}"
+    salt = secrets.token_hex(8)
+    text = ctx.render(Text("identity.code_message", {"code": code}))
+    if account.phone:
+        await ctx.notifier.send(kind="sms", destination=account.phone, text=text)
+        where = mask_phone(account.phone)
+    else:
+        await ctx.notifier.send(kind="email", destination=account.email, text=text)
+        where = mask_email(account.email)
+    sent.append(ctx.now.isoformat())
+    pending = {
+        "contract": account.contract_number,
+        "hash": _hash(code, salt),
+        "salt": salt,
+        "expires": (ctx.now + CODE_TTL).isoformat(),
+        "attempts": CODE_ATTEMPTS,
+    }
+    return ActionResult(
+        ask="code",
+        forget=("code",),
+        ask_replies=(_reply("identity.code_sent", where=Raw(where)),),
+        remember={OTP: pending, "otp_sent": sent, "id_lookups": lookups},
+    )
+
+
+async def _check_code(ctx: ActionContext, pending: dict[str, Any], code: str) -> ActionResult:
+    if ctx.now > datetime.fromisoformat(pending["expires"]):
+        return ActionResult(replies=(_reply("identity.code_expired"),), forget_memory=(OTP,))
+    if hmac.compare_digest(_hash(code, pending["salt"]), pending["hash"]):
+        contract = str(pending["contract"])
+        await ctx.store.link_identity(ctx.conversation.key, contract, "otp")
+        return ActionResult(
+            replies=(_reply("identity.linked", contract=Raw(contract)),),
+            forget_memory=(OTP,),
+            identify=contract,
+        )
+    pending["attempts"] = int(pending["attempts"]) - 1
+    if pending["attempts"] <= 0:
+        return ActionResult(replies=(_reply("identity.code_locked"),), forget_memory=(OTP,))
+    return ActionResult(
+        ask="code",
+        forget=("code",),
+        ask_replies=(_reply("identity.code_wrong", left=pending["attempts"]),),
+        remember={OTP: pending},
+    )
+
+
+async def identify_by_contact(ctx: ActionContext) -> ActionResult:
+    """A phone the platform vouches is the sender's own: no code needed if it is on one
+    contract; otherwise fall back to the code flow."""
+    contact = ctx.inbound.contact
+    if contact is None or not contact.verified:
+        return ActionResult(replies=(_reply("identity.contact_not_verified"),))
+    accounts = await ctx.billing.find_by_phone(contact.phone)
+    if len(accounts) != 1:
+        key = "identity.not_found" if not accounts else "identity.several_contracts"
+        return ActionResult(replies=(_reply(key),))
+    contract = accounts[0].contract_number
+    await ctx.store.link_identity(ctx.conversation.key, contract, "verified_phone")
+    return ActionResult(
+        replies=(_reply("identity.linked", contract=Raw(contract)),), identify=contract
+    )
+
+
+async def logout(ctx: ActionContext) -> ActionResult:
+    revoked = await ctx.store.revoke_identity(ctx.conversation.key)
+    key = "identity.unlinked" if revoked or ctx.account else "identity.not_linked"
+    return ActionResult(replies=(_reply(key),), unidentify=True, forget_memory=(OTP,))
