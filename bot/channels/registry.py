@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bot.channels.base import Channel
+from bot.channels.vk import create as create_vk
 from bot.config import Settings
 from bot.ingress import Ingress
 from bot.storage.base import Store
@@ -27,7 +28,7 @@ class ChannelDeps:
 
 Factory = Callable[[ChannelDeps], Channel | None]
 
-FACTORIES: Sequence[Factory] = ()
+FACTORIES: Sequence[Factory] = (create_vk,)
 
 
 def build_channels(deps: ChannelDeps) -> dict[str, Channel]:

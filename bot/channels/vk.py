@@ -31,7 +31,14 @@ from vk_api.exceptions import ApiError, ApiHttpError, VkApiError
 
 from bot.channels.base import Capabilities, Channel, OutboundMessage, RateLimit, SendError
 from bot.channels.fit import numbered
-from bot.models import Attachment, ConversationKey, Inbound, Location, RenderedButton
+from bot.models import (
+    Attachment,
+    ConversationKey,
+    Inbound,
+    InboundKind,
+    Location,
+    RenderedButton,
+)
 
 if TYPE_CHECKING:  # the registry imports this module: no import cycle at run time
     from bot.channels.registry import ChannelDeps
@@ -74,6 +81,12 @@ class ClientInfo:
     inline_keyboard: bool
     button_actions: frozenset[str]
     user_id: str
+
+    @property
+    def shows_buttons(self) -> bool:
+        # Clients list the button kinds they know; an empty list predates the field.
+        text_buttons = "text" in self.button_actions or not self.button_actions
+        return (self.inline_keyboard or self.keyboard) and text_buttons
 
     @classmethod
     def from_raw(cls, raw: Mapping[str, Any], user_id: str) -> ClientInfo:
@@ -241,6 +254,7 @@ def _parse_message_new(event: Mapping[str, Any], obj: Mapping[str, Any]) -> Pars
     attachments = tuple(
         _attachment(a) for a in message.get("attachments") or () if isinstance(a, Mapping)
     )
+    inbound_kind: InboundKind
     if payload is not None or token is not None:
         inbound_kind = "payload"
     elif location is not None and not text:
@@ -255,7 +269,7 @@ def _parse_message_new(event: Mapping[str, Any], obj: Mapping[str, Any]) -> Pars
     inbound = Inbound(
         key=ConversationKey(CHANNEL, peer, user),
         message_id=f"{peer}_{message_id}",
-        kind=inbound_kind,  # type: ignore[arg-type]
+        kind=inbound_kind,
         text=text or None,
         payload=payload if token is None else f"token:{token}",
         location=location,
@@ -273,11 +287,12 @@ def _parse_message_event(event: Mapping[str, Any], obj: Mapping[str, Any]) -> Pa
     press_id = obj.get("event_id")
     if not isinstance(press_id, str) or not press_id:
         raise ParseError("message_event without event_id")
+    answer = {"event_id": press_id, "user_id": user, "peer_id": peer}
     payload, token = decode_payload(obj.get("payload"))
     if payload is None and token is None:
-        # A callback button we did not make: hand the engine what it said, so the customer
-        # gets the usual "not understood" answer rather than silence.
-        payload = json.dumps(obj.get("payload"), ensure_ascii=False)
+        # A callback button we did not make (another bot's old keyboard): stop its spinner,
+        # but its payload means nothing to our dialog.
+        return Parsed(event_answer=answer)
     inbound = Inbound(
         key=ConversationKey(CHANNEL, peer, user),
         message_id=f"event:{press_id}",
@@ -286,7 +301,6 @@ def _parse_message_event(event: Mapping[str, Any], obj: Mapping[str, Any]) -> Pa
         raw=without_secret(event),
         received_at=datetime.now(UTC),
     )
-    answer = {"event_id": press_id, "user_id": user, "peer_id": peer}
     return Parsed(inbound=inbound, event_answer=answer)
 
 
@@ -468,16 +482,19 @@ class VkChannel(Channel):
             conversation_id, reachable = parsed.reachable
             reason = "message_allow" if reachable else "message_deny"
             await self._store.set_reachable(conversation_id, reachable, reason)
+        delivery = platform_id(event, body)
         if parsed.inbound is None:
+            if parsed.event_answer is not None and await self._store.remember_once(
+                CHANNEL, delivery
+            ):
+                self._spawn(self._answer_event(parsed.event_answer))
             return
         inbound = await self._resolve(parsed.inbound)
         conversation_id = inbound.key.id
         if not await self._store.is_reachable(conversation_id):
             # Writing to the community lets it answer again.
             await self._store.set_reachable(conversation_id, True, "customer wrote")
-        accepted = await self._ingress.accept(
-            inbound, scope=CHANNEL, platform_id=platform_id(event, body)
-        )
+        accepted = await self._ingress.accept(inbound, scope=CHANNEL, platform_id=delivery)
         if accepted and parsed.event_answer is not None:
             self._spawn(self._answer_event(parsed.event_answer))
 
@@ -521,7 +538,7 @@ class VkChannel(Channel):
             "random_id": random_id(peer, message.idempotency_key),
         }
         if message.buttons:
-            if client is not None and (client.inline_keyboard or client.keyboard):
+            if client is not None and client.shows_buttons:
                 params["keyboard"] = await self._keyboard(message.buttons, client)
                 text = text or numbered(message.buttons)  # VK refuses an empty message
             else:
