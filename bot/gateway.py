@@ -181,6 +181,10 @@ def _customer_text(inbound: Inbound) -> str:
         return inbound.payload
     if inbound.location is not None:
         return f"📍 {inbound.location.lat:.5f}, {inbound.location.lon:.5f}"
+    if inbound.attachments:
+        return "\n".join(f"📎 {a.name or a.kind}" for a in inbound.attachments)
+    if inbound.contact is not None:
+        return f"☎ {inbound.contact.phone}"
     return ""
 
 

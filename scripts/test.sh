@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
+bash scripts/system-deps.sh  # chromium for the browser tests, when missing
 
 echo "==> ruff check"
 .venv/bin/ruff check bot tests scripts

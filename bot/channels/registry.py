@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from bot.channels import widget
 from bot.channels.base import Channel
+from bot.channels.viber import create as create_viber
 from bot.channels.vk import create as create_vk
 from bot.config import Settings
 from bot.ingress import Ingress
@@ -28,7 +30,7 @@ class ChannelDeps:
 
 Factory = Callable[[ChannelDeps], Channel | None]
 
-FACTORIES: Sequence[Factory] = (create_vk,)
+FACTORIES: Sequence[Factory] = (create_vk, create_viber, widget.create)
 
 
 def build_channels(deps: ChannelDeps) -> dict[str, Channel]:

@@ -147,12 +147,16 @@ def message_token(data: Mapping[str, Any]) -> str:
     return text
 
 
+def _coordinate(raw: Mapping[str, Any], name: str) -> float:
+    value = raw.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ViberParseError(f"'location.{name}' must be a number")
+    return float(value)
+
+
 def _location(message: Mapping[str, Any]) -> Location:
     raw = _mapping(message, "location")
-    lat, lon = raw.get("lat"), raw.get("lon")
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lat, lon)):
-        raise ViberParseError("'location' must have numeric 'lat' and 'lon'")
-    lat, lon = float(lat), float(lon)  # type: ignore[arg-type]
+    lat, lon = _coordinate(raw, "lat"), _coordinate(raw, "lon")
     if not (math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180):
         raise ViberParseError("'location' is outside the valid range")
     return Location(lat, lon)
@@ -224,9 +228,9 @@ class ViberChannel(Channel):
     capabilities = Capabilities(
         max_text=7000, buttons=True, max_buttons=12, max_button_title=40, location_request=True
     )
-    # Viber publishes no per-second cap for bots, only status 12 "too many requests". Two a
-    # second per chat keeps a split answer in order and readable; fifty overall stays well
-    # below what shared-IP bots are throttled at, and status 12 is retried anyway.
+    # Viber documents no per-second cap for bots; it answers status 12 "too many requests"
+    # when one sends too fast (retried after a second). Two a second per chat keeps a split
+    # answer in order and readable; fifty overall is a conservative ceiling for one bot.
     rate_limit = RateLimit(per_chat=2.0, overall=50.0)
 
     def __init__(
@@ -307,6 +311,9 @@ class ViberChannel(Channel):
             return web.Response(status=403, text="bad signature")
         try:
             data = json.loads(body)  # ints stay exact: message_token is above 2**53
+        except (ValueError, RecursionError) as exc:
+            return await self._unparsed(body, f"not JSON: {exc}")
+        try:
             if not isinstance(data, dict):
                 raise ViberParseError("the body must be a JSON object")
             event = _string(data, "event")
@@ -314,12 +321,14 @@ class ViberChannel(Channel):
             if handler is None:
                 raise ViberParseError(f"unsupported event {event!r}")
             return await handler(data)
-        except (ViberParseError, ValueError, RecursionError) as exc:
-            # Authentic but not understood: acknowledged so Viber does not redeliver it forever.
-            await self._store.keep_unparsed(
-                CHANNEL, body.decode("utf-8", "replace"), f"{type(exc).__name__}: {exc}"
-            )
-            return web.Response(status=200)
+        except ViberParseError as exc:
+            return await self._unparsed(body, str(exc))
+
+    async def _unparsed(self, body: bytes, problem: str) -> web.Response:
+        # Authentic but not understood: acknowledged so Viber does not redeliver it forever.
+        await self._store.keep_unparsed(CHANNEL, body.decode("utf-8", "replace"), problem)
+        log.warning("viber: kept an authentic callback we could not parse: %s", problem)
+        return web.Response(status=200)
 
     async def _on_webhook_check(self, data: Mapping[str, Any]) -> web.Response:
         return web.Response(status=200)  # Viber's probe during set_webhook
@@ -378,7 +387,8 @@ class ViberChannel(Channel):
         keyboard: dict[str, Any] | None = None
         api_version: int | None = None
         if message.buttons:
-            keyboard, api_version = await self._keyboard(message.buttons, await self._locale(key))
+            keyboard = await self._keyboard(message.buttons, await self._locale(key))
+            api_version = PICKER_API_VERSION
         if message.text:
             outgoing: Any = TextMessage(
                 text=message.text, keyboard=keyboard, min_api_version=api_version
@@ -427,26 +437,22 @@ class ViberChannel(Channel):
             RenderedButton(self._translator.render(locale, Text(title)), payload)
             for title, payload in self._menu
         )
-        keyboard, api_version = await self._keyboard(buttons, locale)
         sender: dict[str, str] = {"name": self._bot_name}
         if self._avatar:
             sender["avatar"] = self._avatar
-        welcome: dict[str, Any] = {
+        return {
             "sender": sender,
             "type": "text",
             "text": self._translator.render(locale, Text("viber.welcome")),
-            "keyboard": keyboard,
+            "keyboard": await self._keyboard(buttons, locale),
+            "min_api_version": PICKER_API_VERSION,
         }
-        if api_version is not None:
-            welcome["min_api_version"] = api_version
-        return welcome
 
-    async def _keyboard(
-        self, buttons: Sequence[RenderedButton], locale: str
-    ) -> tuple[dict[str, Any], int | None]:
+    async def _keyboard(self, buttons: Sequence[RenderedButton], locale: str) -> dict[str, Any]:
         """Viber keyboard JSON: one full-width reply button per row, then a row with the
-        location picker (a shared location always finds the nearest office) and, where the bot
-        asks who the customer is, share-phone. Returns the keyboard and its min API version."""
+        location picker (a shared location always finds the nearest office: flows/dialog.yml
+        ``location_intent``) and, where the bot asks who the customer is, share-phone. Both
+        need ``min_api_version`` = ``PICKER_API_VERSION`` on the message."""
         rows: list[dict[str, Any]] = [
             {
                 "Columns": 6,
@@ -469,13 +475,10 @@ class ViberChannel(Channel):
                     "Rows": 1,
                     "ActionType": action,
                     "ActionBody": body,
-                    "Text": html.escape(
-                        self._translator.render(locale, Text(title)), quote=False
-                    ),
+                    "Text": html.escape(self._translator.render(locale, Text(title)), quote=False),
                 }
             )
-        keyboard = {"Type": "keyboard", "DefaultHeight": False, "Buttons": rows}
-        return keyboard, PICKER_API_VERSION
+        return {"Type": "keyboard", "DefaultHeight": False, "Buttons": rows}
 
     async def _action_body(self, payload: str) -> str:
         if len(payload) <= MAX_ACTION_BODY:
@@ -489,11 +492,13 @@ def _conversation_id(user_id: str) -> str:
 
 def _http_error(exc: requests.HTTPError) -> SendError:
     response = exc.response
-    status = response.status_code if response is not None else 0
+    if response is None:
+        return SendError("HTTP error from Viber")
+    status = response.status_code
     if status == 429:
-        retry_after = _seconds(response.headers.get("Retry-After") if response is not None else None)
+        retry_after = _seconds(response.headers.get("Retry-After"))
         return SendError("HTTP 429 Too Many Requests", retry_after=retry_after or 1.0)
-    if status >= 500 or status == 0:
+    if status >= 500:
         return SendError(f"HTTP {status} from Viber")
     return SendError(f"HTTP {status} from Viber", permanent=True)
 

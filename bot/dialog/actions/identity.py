@@ -128,12 +128,22 @@ async def _check_code(ctx: ActionContext, pending: dict[str, Any], code: str) ->
 
 
 async def identify_by_contact(ctx: ActionContext) -> ActionResult:
-    """A phone the platform vouches is the sender's own: no code needed if it is on one
-    contract; otherwise fall back to the code flow."""
+    """A shared phone: one the platform vouches is the sender's own identifies at once if it is
+    on one contract; any other goes through the one-time code."""
+    pending = ctx.memory.get(OTP)
+    if pending and ctx.slots.get("code"):
+        return await _check_code(ctx, dict(pending), str(ctx.slots["code"]))
     contact = ctx.inbound.contact
-    if contact is None or not contact.verified:
+    if contact is None:
         return ActionResult(replies=(_reply("identity.contact_not_verified"),))
     accounts = await ctx.billing.find_by_phone(contact.phone)
+    if not contact.verified:
+        # Anyone can share any number: prove it with a code sent to that number on file.
+        if len(accounts) != 1:
+            key = "identity.not_found" if not accounts else "identity.several_contracts"
+            return ActionResult(replies=(_reply(key),))
+        lookups = _recent(list(ctx.memory.get("id_lookups", [])), ctx.now)
+        return await _send_code(ctx, accounts[0], [*lookups, ctx.now.isoformat()])
     if len(accounts) != 1:
         key = "identity.not_found" if not accounts else "identity.several_contracts"
         return ActionResult(replies=(_reply(key),))

@@ -1,0 +1,582 @@
+"""The website widget: one ``<script src=".../widget.js">`` puts a chat on any page.
+
+The script (``widget_static/widget.js``, plain JavaScript, no build step) talks to
+``/ws/widget`` over a WebSocket. A visitor is identified by a random session id the browser
+keeps in ``localStorage``: it is the only credential of an anonymous visitor, so cookies and the
+page's origin are not trusted for anything (the widget is embedded on the provider's own site,
+so any origin may connect). A page that knows the customer (the personal account) vouches for
+them with the signed identity of CONTRACTS.md in the first frame.
+
+The transcript is the source of truth: on every (re)connect the server sends the conversation
+so far, and ``send`` pushes the transcript entries a socket has not seen yet. A reply delivered
+while no tab is open is simply shown on the next connect, and a reply is never shown twice.
+
+Protocol (JSON text frames):
+  client -> server  {"type": "hello", "locale": "ru", "identity": {"contract_number", "hash"}}
+                    (first frame; identity optional)
+                    {"type": "message", "id": <client id>, "text": ...}
+                    {"type": "payload", "id": <client id>, "payload": ..., "title": ...}
+                    {"type": "location", "id": <client id>, "lat": ..., "lon": ...}
+  server -> client  {"type": "history", "messages": [entry, ...]}   (after the hello)
+                    {"type": "reply", "message": entry}              (a new transcript entry)
+                    {"type": "ack", "id": <client id>, "duplicate": bool}
+                    {"type": "typing"}
+                    {"type": "error", "code": ..., "id": <client id> | absent}
+  entry = {"id", "from": customer|bot|operator|system, "text", "buttons": [{"title",
+  "payload"}], "at", "client_id", "kind"}
+
+The client id of each message makes a resend after a reconnect harmless: the ingress dedupes
+on ``<session>:<client id>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import re
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import BodyPartReader, WSCloseCode, WSMsgType, web
+
+from bot.channels.base import Capabilities, Channel, OutboundMessage, RateLimit
+from bot.http import json_response
+from bot.i18n import load_translator
+from bot.identity import verify_contract
+from bot.ingress import Ingress
+from bot.models import Attachment, ConversationKey, Inbound, Location, TranscriptEntry
+from bot.storage.base import Store
+
+if TYPE_CHECKING:  # the registry imports this module to list its factory
+    from bot.channels.registry import ChannelDeps
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "widget"
+SESSION_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+CLIENT_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+MAX_TEXT = 4096
+MAX_PAYLOAD = 1024
+MAX_TITLE = 200
+MAX_LOCALE = 16
+MAX_FRAME = 64 * 1024
+MAX_UPLOAD = 10 * 1024 * 1024
+MAX_FORM_FIELD = 256
+HELLO_TIMEOUT = 10.0
+FRAME_BURST = 30.0
+FRAMES_PER_SECOND = 2.0
+HISTORY_LIMIT = 200
+UPLOAD_CHUNK = 64 * 1024
+JS_PLACEHOLDER = "__ISPW_BUILD__"
+
+# Uploads allowed by content, not by the name or the declared type: (signature, extension, kind).
+_SIGNATURES: tuple[tuple[bytes, str, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "png", "image"),
+    (b"\xff\xd8\xff", "jpg", "image"),
+    (b"GIF87a", "gif", "image"),
+    (b"GIF89a", "gif", "image"),
+    (b"%PDF-", "pdf", "document"),
+)
+
+_dumps = partial(json.dumps, ensure_ascii=False)
+
+
+class FrameError(ValueError):
+    """A malformed client frame: answered with an error frame, nothing recorded."""
+
+
+def sniff(head: bytes) -> tuple[str, str] | None:
+    """(extension, attachment kind) of an allowed file from its first bytes, else None."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp", "image"
+    for signature, ext, kind in _SIGNATURES:
+        if head.startswith(signature):
+            return ext, kind
+    return None
+
+
+def conversation_key(session: str) -> ConversationKey:
+    return ConversationKey(CHANNEL, session, session)
+
+
+def _client_id(frame: Mapping[str, Any]) -> str:
+    value = frame.get("id")
+    if not isinstance(value, str) or not CLIENT_ID_RE.fullmatch(value):
+        raise FrameError("'id' must be 1-64 letters, digits, '-' or '_'")
+    return value
+
+
+def _string(frame: Mapping[str, Any], name: str, limit: int, *, required: bool) -> str | None:
+    value = frame.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise FrameError(f"'{name}' must be a non-empty string")
+    if len(value) > limit:
+        raise FrameError(f"'{name}' is longer than {limit} characters")
+    return value
+
+
+def _location(frame: Mapping[str, Any]) -> Location:
+    try:
+        lat, lon = float(frame["lat"]), float(frame["lon"])
+    except (KeyError, TypeError, ValueError):
+        raise FrameError("'lat' and 'lon' must be numbers") from None
+    if not (math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180):
+        raise FrameError("'lat'/'lon' are outside the valid range")
+    return Location(lat, lon)
+
+
+def parse_frame(session: str, frame: Any, *, locale: str | None) -> Inbound:
+    """A customer frame as an ``Inbound``. A button press keeps the button's title as the text,
+    so the transcript reads as the customer saw it; the payload is what the dialog acts on."""
+    if not isinstance(frame, Mapping):
+        raise FrameError("a frame must be a JSON object")
+    kind = frame.get("type")
+    client_id = _client_id(frame)
+    common: dict[str, Any] = {
+        "key": conversation_key(session),
+        "message_id": client_id,
+        "locale": locale,
+        "raw": dict(frame),
+        "received_at": datetime.now(UTC),
+    }
+    if kind == "message":
+        return Inbound(kind="text", text=_string(frame, "text", MAX_TEXT, required=True), **common)
+    if kind == "payload":
+        payload = _string(frame, "payload", MAX_PAYLOAD, required=True)
+        title = _string(frame, "title", MAX_TITLE, required=False)
+        return Inbound(kind="payload", payload=payload, text=title or None, **common)
+    if kind == "location":
+        return Inbound(kind="location", location=_location(frame), **common)
+    raise FrameError("'type' must be message, payload or location")
+
+
+def entry_json(entry: TranscriptEntry) -> dict[str, Any]:
+    meta = entry.meta or {}
+    return {
+        "id": entry.id,
+        "from": entry.sender,
+        "text": entry.text,
+        "buttons": [{"title": b.title, "payload": b.payload} for b in entry.buttons],
+        "at": entry.at.isoformat(),
+        "client_id": meta.get("message_id"),
+        "kind": meta.get("kind"),
+    }
+
+
+def widget_strings(locales_dir: Path) -> dict[str, dict[str, str]]:
+    """The widget's UI texts per locale (``widget.*`` of ``locales/<lang>/widget.yml``)."""
+    translator = load_translator(locales_dir)
+    strings: dict[str, dict[str, str]] = {}
+    for locale, catalog in translator.catalogs.items():
+        strings[locale] = {
+            key.removeprefix("widget."): message
+            for key, message in catalog.items()
+            if key.startswith("widget.") and isinstance(message, str)
+        }
+    return strings
+
+
+def _static(name: str) -> str:
+    return (resources.files("bot.channels.widget_static") / name).read_text(encoding="utf-8")
+
+
+def build_script(strings: Mapping[str, Mapping[str, str]], default_locale: str) -> str:
+    """``widget.js`` with its texts and styles filled in, so a page loads one file."""
+    build = {
+        "strings": strings,
+        "defaultLocale": default_locale if default_locale in strings else next(iter(strings)),
+        "css": _static("widget.css"),
+        "maxUpload": MAX_UPLOAD,
+    }
+    template = _static("widget.js")
+    if template.count(JS_PLACEHOLDER) != 1:
+        raise RuntimeError(f"widget.js must contain {JS_PLACEHOLDER} exactly once")
+    return template.replace(JS_PLACEHOLDER, _dumps(build))
+
+
+@dataclass(eq=False)
+class _Socket:
+    """One open tab. ``cursor``: the last transcript entry this tab has been sent; pushes to it
+    are serialised by ``lock`` so history and live replies never interleave or repeat."""
+
+    ws: web.WebSocketResponse
+    cursor: int = 0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    tokens: float = FRAME_BURST
+    refilled: float = field(default_factory=time.monotonic)
+
+    def allow(self) -> bool:
+        """A token bucket per tab: a person never hits it, a script flooding the ingress does."""
+        now = time.monotonic()
+        self.tokens = min(FRAME_BURST, self.tokens + (now - self.refilled) * FRAMES_PER_SECOND)
+        self.refilled = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+    async def send(self, frame: Mapping[str, Any]) -> None:
+        if self.ws.closed:
+            return
+        # A tab that went away mid-send is removed by its own handler; nothing to do here.
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await self.ws.send_str(_dumps(frame))
+
+
+class _UploadRefused(Exception):
+    def __init__(self, status: int, code: str) -> None:
+        super().__init__(code)
+        self.status = status
+        self.code = code
+
+
+def _cors(response: web.StreamResponse) -> web.StreamResponse:
+    # The widget runs on the provider's site, another origin; no cookies are involved.
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+class WidgetChannel(Channel):
+    """Serves the widget script and demo page, and runs the widget's WebSocket protocol."""
+
+    name = CHANNEL
+    capabilities = Capabilities(max_text=10000, buttons=True, max_buttons=10, max_button_title=64)
+    rate_limit = RateLimit(per_chat=50.0, overall=500.0)
+
+    def __init__(
+        self,
+        *,
+        ingress: Ingress,
+        store: Store,
+        identity_secret: str | None,
+        uploads_dir: Path,
+        strings: Mapping[str, Mapping[str, str]],
+        default_locale: str = "ru",
+    ) -> None:
+        self._ingress = ingress
+        self._store = store
+        self._identity_secret = identity_secret
+        self._uploads_dir = uploads_dir
+        script = build_script(strings, default_locale).encode()
+        self._script = script
+        self._script_etag = '"' + hashlib.sha256(script).hexdigest()[:32] + '"'
+        self._demo = _static("demo.html").encode()
+        self._sockets: dict[str, set[_Socket]] = {}
+
+    # --- routes ---------------------------------------------------------------------------------
+    def routes(self, app: web.Application) -> None:
+        app.router.add_get("/", self.demo_page)
+        app.router.add_get("/widget.js", self.script)
+        app.router.add_get("/ws/widget", self.websocket)
+        app.router.add_post("/api/v1/widget/upload", self.upload)
+        app.on_shutdown.append(self._shutdown)
+
+    async def demo_page(self, request: web.Request) -> web.Response:
+        return web.Response(
+            body=self._demo,
+            content_type="text/html",
+            charset="utf-8",
+            headers={
+                # The widget needs no inline script, no eval and no third-party host.
+                "Content-Security-Policy": (
+                    "default-src 'self'; script-src 'self'; connect-src 'self'; "
+                    "style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+                    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+                ),
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
+
+    async def script(self, request: web.Request) -> web.Response:
+        headers = {
+            "Cache-Control": "public, max-age=300",
+            "ETag": self._script_etag,
+            "X-Content-Type-Options": "nosniff",
+        }
+        if request.headers.get("If-None-Match") == self._script_etag:
+            return web.Response(status=304, headers=headers)
+        return web.Response(
+            body=self._script,
+            content_type="text/javascript",
+            charset="utf-8",
+            headers=headers,
+        )
+
+    # --- the WebSocket --------------------------------------------------------------------------
+    async def websocket(self, request: web.Request) -> web.StreamResponse:
+        session = request.query.get("session", "")
+        if not SESSION_RE.fullmatch(session):
+            return json_response({"error": "'session' must be 16-64 letters or digits"}, status=400)
+        ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_FRAME)
+        await ws.prepare(request)
+        try:
+            hello = await ws.receive_json(timeout=HELLO_TIMEOUT)
+        except (TimeoutError, TypeError, ValueError):
+            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"hello expected")
+            return ws
+        if not isinstance(hello, Mapping) or hello.get("type") != "hello":
+            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"hello expected")
+            return ws
+        key = conversation_key(session)
+        refusal = await self._check_identity(key, hello.get("identity"))
+        if refusal is not None:
+            await ws.send_str(_dumps({"type": "error", "code": refusal}))
+            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=refusal.encode())
+            return ws
+        locale = self._locale(hello.get("locale"))
+        sock = _Socket(ws)
+        try:
+            async with sock.lock:  # a reply pushed meanwhile waits for the history
+                self._sockets.setdefault(session, set()).add(sock)
+                await self._send_history(sock, key)
+            async for message in ws:
+                if message.type == WSMsgType.TEXT:
+                    await self._on_frame(sock, session, locale, message.data)
+                elif message.type == WSMsgType.ERROR:
+                    break
+        finally:
+            tabs = self._sockets.get(session)
+            if tabs is not None:
+                tabs.discard(sock)
+                if not tabs:
+                    del self._sockets[session]
+        return ws
+
+    def _locale(self, value: Any) -> str | None:
+        if not isinstance(value, str) or not value or len(value) > MAX_LOCALE:
+            return None
+        return value
+
+    async def _check_identity(self, key: ConversationKey, claim: Any) -> str | None:
+        """None when the hello may proceed (anonymous, or a valid signature now linked);
+        otherwise the error code, and nothing is recorded."""
+        if claim is None:
+            return None
+        if not isinstance(claim, Mapping):
+            return "identity_invalid"
+        contract = str(claim.get("contract_number") or "")
+        signature = str(claim.get("hash") or "")
+        if not verify_contract(self._identity_secret, contract, signature):
+            return "identity_invalid"
+        linked = await self._store.identity(key)
+        if linked is not None and linked.contract_number != contract:
+            # Another customer's conversation: never show its history to this one.
+            return "session_conflict"
+        if linked is None:
+            await self._store.link_identity(key, contract, "signed")
+        return None
+
+    async def _send_history(self, sock: _Socket, key: ConversationKey) -> None:
+        """The conversation so far (its latest entries); the caller holds ``sock.lock``."""
+        entries: list[TranscriptEntry] = []
+        after = 0
+        while True:  # the store pages from the start; keep the latest ones
+            page = await self._store.messages(key.id, after=after, limit=500)
+            entries = [*entries, *page][-HISTORY_LIMIT:]
+            if len(page) < 500:
+                break
+            after = page[-1].id
+        if entries:
+            sock.cursor = entries[-1].id
+        await sock.send({"type": "history", "messages": [entry_json(e) for e in entries]})
+
+    async def _push_new(self, sock: _Socket, conversation_id: str) -> None:
+        async with sock.lock:
+            entries = await self._store.messages(conversation_id, after=sock.cursor, limit=500)
+            for entry in entries:
+                await sock.send({"type": "reply", "message": entry_json(entry)})
+                sock.cursor = entry.id
+
+    async def _broadcast(self, session: str, frame: Mapping[str, Any]) -> None:
+        for sock in list(self._sockets.get(session, ())):
+            await sock.send(frame)
+
+    async def _on_frame(self, sock: _Socket, session: str, locale: str | None, data: str) -> None:
+        client_id: str | None = None
+        try:
+            frame = json.loads(data)
+            if isinstance(frame, Mapping) and isinstance(frame.get("id"), str):
+                client_id = frame["id"]
+            inbound = parse_frame(session, frame, locale=locale)
+        except (FrameError, ValueError) as exc:
+            error: dict[str, Any] = {"type": "error", "code": "bad_request", "detail": str(exc)}
+            if client_id is not None and CLIENT_ID_RE.fullmatch(client_id):
+                error["id"] = client_id
+            await sock.send(error)
+            return
+        if not sock.allow():
+            await sock.send({"type": "error", "code": "rate_limited", "id": inbound.message_id})
+            return
+        accepted = await self._ingress.accept(
+            inbound, scope=CHANNEL, platform_id=f"{session}:{inbound.message_id}"
+        )
+        await sock.send({"type": "ack", "id": inbound.message_id, "duplicate": not accepted})
+        if accepted:
+            await self._broadcast(session, {"type": "typing"})
+
+    # --- uploads --------------------------------------------------------------------------------
+    async def upload(self, request: web.Request) -> web.StreamResponse:
+        """``multipart/form-data`` with ``session``, ``id`` (client id), optional ``locale``, and
+        ``file`` (an image or a PDF, at most ``MAX_UPLOAD`` bytes)."""
+        declared = request.content_length
+        if declared is not None and declared > MAX_UPLOAD + UPLOAD_CHUNK:  # room for the form
+            return _cors(json_response({"error": "file_too_large"}, status=413))
+        stored: Path | None = None
+        try:
+            fields, stored, original, kind = await self._read_upload(request)
+            session, client_id = fields.get("session", ""), fields.get("id", "")
+            if not SESSION_RE.fullmatch(session) or not CLIENT_ID_RE.fullmatch(client_id):
+                raise _UploadRefused(400, "bad_request")
+            inbound = Inbound(
+                key=conversation_key(session),
+                message_id=client_id,
+                kind="attachment",
+                attachments=(Attachment(kind, f"uploads/{stored.name}", original),),
+                locale=self._locale(fields.get("locale")),
+                raw={"type": "upload", "id": client_id, "file": stored.name, "name": original},
+                received_at=datetime.now(UTC),
+            )
+            accepted = await self._ingress.accept(
+                inbound, scope=CHANNEL, platform_id=f"{session}:{client_id}"
+            )
+        except _UploadRefused as refused:
+            if stored is not None:
+                stored.unlink(missing_ok=True)
+            return _cors(json_response({"error": refused.code}, status=refused.status))
+        if not accepted:  # a resend of an upload already taken
+            stored.unlink(missing_ok=True)
+        else:
+            await self._broadcast(session, {"type": "typing"})
+        file = {"name": original, "kind": kind}
+        return _cors(json_response({"id": client_id, "duplicate": not accepted, "file": file}))
+
+    async def _read_upload(
+        self, request: web.Request
+    ) -> tuple[dict[str, str], Path, str | None, str]:
+        try:
+            reader = await request.multipart()
+        except (AssertionError, ValueError, KeyError):
+            raise _UploadRefused(400, "bad_request") from None
+        fields: dict[str, str] = {}
+        stored: tuple[Path, str | None, str] | None = None
+        try:
+            while True:
+                part = await reader.next()
+                if part is None:
+                    break
+                if not isinstance(part, BodyPartReader):
+                    raise _UploadRefused(400, "bad_request")
+                if part.name == "file" and stored is None:
+                    stored = await self._store_file(part)
+                elif part.name in ("session", "id", "locale"):
+                    fields[part.name] = await _small_field(part)
+                else:
+                    await part.release()
+        except _UploadRefused:
+            if stored is not None:
+                stored[0].unlink(missing_ok=True)
+            raise
+        except ValueError:
+            if stored is not None:
+                stored[0].unlink(missing_ok=True)
+            raise _UploadRefused(400, "bad_request") from None
+        if stored is None:
+            raise _UploadRefused(400, "bad_request")
+        path, original, kind = stored
+        return fields, path, original, kind
+
+    async def _store_file(self, part: BodyPartReader) -> tuple[Path, str | None, str]:
+        """Stream one file part to ``uploads/``; refused (and removed) when too large or not an
+        allowed type, judged by its content."""
+        await asyncio.to_thread(self._uploads_dir.mkdir, parents=True, exist_ok=True)
+        file_id = uuid.uuid4().hex
+        partial_path = self._uploads_dir / f"{file_id}.part"
+        size = 0
+        head = b""
+        detected: tuple[str, str] | None = None
+        handle = await asyncio.to_thread(partial_path.open, "wb")
+        try:
+            while chunk := await part.read_chunk(UPLOAD_CHUNK):
+                size += len(chunk)
+                if size > MAX_UPLOAD:
+                    raise _UploadRefused(413, "file_too_large")
+                if detected is None:
+                    head += chunk  # until there are enough bytes to tell the type
+                    if len(head) >= 16 and (detected := sniff(head)) is None:
+                        raise _UploadRefused(415, "file_type")
+                await asyncio.to_thread(handle.write, chunk)
+            if detected is None and (detected := sniff(head)) is None:
+                raise _UploadRefused(415, "file_type")
+        except BaseException:
+            await asyncio.to_thread(handle.close)
+            partial_path.unlink(missing_ok=True)
+            raise
+        await asyncio.to_thread(handle.close)
+        ext, kind = detected
+        final = self._uploads_dir / f"{file_id}.{ext}"
+        partial_path.rename(final)
+        return final, _display_name(part.filename), kind
+
+    # --- delivery -------------------------------------------------------------------------------
+    async def send(self, message: OutboundMessage) -> str | None:
+        """Push what the session's open tabs have not seen. The reply is already in the
+        transcript (committed with the turn), so with no tab open there is nothing to do: the
+        next connect shows it."""
+        sockets = list(self._sockets.get(message.chat_id, ()))
+        conversation_id = conversation_key(message.chat_id).id
+        for sock in sockets:
+            await self._push_new(sock, conversation_id)
+        return None
+
+    async def _shutdown(self, app: web.Application) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        sockets = [s for tabs in self._sockets.values() for s in tabs]
+        for sock in sockets:
+            with contextlib.suppress(Exception):
+                await sock.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+
+
+async def _small_field(part: BodyPartReader) -> str:
+    data = bytearray()
+    while chunk := await part.read_chunk(MAX_FORM_FIELD + 1):
+        data.extend(chunk)
+        if len(data) > MAX_FORM_FIELD:
+            raise _UploadRefused(400, "bad_request")
+    return data.decode("utf-8", errors="replace").strip()
+
+
+def _display_name(filename: str | None) -> str | None:
+    """The customer's file name, for people to read: no path, no control characters."""
+    if not filename:
+        return None
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if ch.isprintable()).strip()
+    return name[:120] or None
+
+
+def create(deps: ChannelDeps) -> Channel | None:
+    """The widget needs no credentials: always on (CONTRACTS.md: ``GET /widget.js``)."""
+    settings = deps.settings
+    return WidgetChannel(
+        ingress=deps.ingress,
+        store=deps.store,
+        identity_secret=settings.identity_secret,
+        uploads_dir=settings.var_dir / "uploads",
+        strings=widget_strings(settings.locales_dir),
+        default_locale=settings.default_locale,
+    )

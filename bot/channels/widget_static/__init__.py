@@ -1,0 +1,1 @@
+"""Static files of the website widget: the script, its styles and the demo page (package data)."""
