@@ -16,6 +16,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
 
+from bot.intents.fast_linear import FastLinear
 from bot.intents.names import INTENTS, OUT_OF_SCOPE
 from bot.intents.normalize import classifier_view
 
@@ -190,6 +191,7 @@ class LinearIntentClassifier(IntentClassifier):
         )
         self._labels: list[str] = [str(c) for c in self._model.classes_]
         self.calibration = calibration or Calibration(DEFAULT_TEMPERATURE, 0.4, float("nan"))
+        self._fast = FastLinear(self._features._chars, self._features._lemmas, self._model)
 
     @classmethod
     def trained(cls, examples: Sequence[Example]) -> LinearIntentClassifier:
@@ -206,8 +208,12 @@ class LinearIntentClassifier(IntentClassifier):
         )
         return _softmax(scores, self.calibration.temperature)
 
+    def margins(self, text: str) -> np.ndarray:
+        """SVM margins of one message, computed without sklearn's per-call overhead."""
+        return self._fast.margins(*classifier_view(text))
+
     def classify(self, text: str, locale: str = "ru") -> list[IntentMatch]:
-        probs = self._probabilities([text])[0]
+        probs = _softmax(self.margins(text)[np.newaxis, :], self.calibration.temperature)[0]
         order = np.argsort(-probs)
         return [IntentMatch(self._labels[i], float(probs[i])) for i in order[:5]]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bot.intents.classifier import (
@@ -15,6 +16,7 @@ from bot.intents.classifier import (
 )
 from bot.intents.names import INTENTS, OUT_OF_SCOPE
 from bot.intents.nlu import Nlu
+from bot.intents.normalize import classifier_view
 from bot.nlu_eval import evaluate, read_tsv
 from tests.conftest import ROOT, SHARED
 
@@ -118,3 +120,14 @@ def test_unknown_intent_in_training_data_is_refused(tmp_path: Path) -> None:
     (tmp_path / "x.yml").write_text("intent: weather\nexamples:\n  - погода\n", encoding="utf-8")
     with pytest.raises(TrainingDataError, match="weather"):
         load_examples(tmp_path)
+
+
+def test_single_message_scoring_matches_sklearn() -> None:
+    # classify() scores one message by hand for speed; it must agree with sklearn exactly.
+    model = LinearIntentClassifier(load_examples(FLOWS_NLU))
+    texts = [e.text for e in read_tsv(HOLDOUT)]
+    batch = model._model.decision_function(
+        model._features.transform([classifier_view(t) for t in texts])
+    )
+    for text, expected in zip(texts, batch, strict=True):
+        assert np.allclose(model.margins(text), expected, atol=1e-9, rtol=0)
