@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from bot.channels import widget
 from bot.channels.base import Channel
+from bot.channels.telegram import create as create_telegram
 from bot.channels.viber import create as create_viber
 from bot.channels.vk import create as create_vk
 from bot.config import Settings
@@ -30,7 +31,7 @@ class ChannelDeps:
 
 Factory = Callable[[ChannelDeps], Channel | None]
 
-FACTORIES: Sequence[Factory] = (create_vk, create_viber, widget.create)
+FACTORIES: Sequence[Factory] = (create_telegram, create_vk, create_viber, widget.create)
 
 
 def build_channels(deps: ChannelDeps) -> dict[str, Channel]:

@@ -1,0 +1,181 @@
+"""A fake Telegram Bot API server for tests: the real aiogram client talks HTTP to it.
+
+It serves ``POST /bot<token>/<method>`` like api.telegram.org (form-encoded, multipart or JSON
+parameters; ``{"ok": true, "result": ...}`` or ``{"ok": false, "error_code", "description",
+"parameters"}``), records every call, serves queued updates to ``getUpdates`` (holding the
+request a moment when there are none, like long polling), and can be told to fail a method
+(429 with ``retry_after``, 403 "blocked by the user", 400, 500).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+# Parameters the Bot API takes as JSON-serialised strings.
+JSON_PARAMS = frozenset(
+    {"reply_markup", "allowed_updates", "entities", "link_preview_options", "reply_parameters"}
+)
+
+FAILURES: dict[str, tuple[int, str]] = {
+    "429": (429, "Too Many Requests: retry after {retry_after}"),
+    "403": (403, "Forbidden: bot was blocked by the user"),
+    "400": (400, "Bad Request: chat not found"),
+    "500": (500, "Internal Server Error"),
+}
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    params: dict[str, Any]
+    ok: bool  # answered {"ok": true}
+    at: float  # time.monotonic() when it arrived
+
+
+@dataclass(frozen=True)
+class Failure:
+    kind: str  # a key of FAILURES
+    retry_after: int = 1
+
+
+class FakeTelegram:
+    def __init__(self, *, token: str = "123456:TEST-token", poll_wait: float = 0.2) -> None:
+        self.token = token
+        self.bot_id = int(token.split(":")[0])
+        self.calls: list[Call] = []
+        self.updates: list[dict[str, Any]] = []  # kept until a getUpdates offset confirms them
+        self.poll_wait = poll_wait  # how long an empty getUpdates is held (capped for tests)
+        self._failures: dict[str, list[Failure]] = {}
+        self._next_message_id = 500
+        self._news = asyncio.Event()
+        self._changed = asyncio.Event()
+
+    # --- test controls -------------------------------------------------------------------
+    def fail(self, method: str, kind: str, *, times: int = 1, retry_after: int = 1) -> None:
+        self._failures.setdefault(method, []).extend([Failure(kind, retry_after)] * times)
+
+    def push(self, *updates: dict[str, Any]) -> None:
+        """Queue updates for getUpdates."""
+        self.updates.extend(updates)
+        self._news.set()
+
+    def calls_to(self, method: str) -> list[dict[str, Any]]:
+        return [c.params for c in self.calls if c.method == method]
+
+    def sent(self, chat_id: int | str | None = None) -> list[dict[str, Any]]:
+        """sendMessage calls that succeeded, optionally to one chat."""
+        return [
+            c.params
+            for c in self.calls
+            if c.method == "sendMessage"
+            and c.ok
+            and (chat_id is None or str(c.params.get("chat_id")) == str(chat_id))
+        ]
+
+    async def wait_for(self, method: str, count: int = 1, timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout):
+            while len(self.calls_to(method)) < count:
+                self._changed.clear()
+                await self._changed.wait()
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/bot{token}/{method}", self._handle)
+        return app
+
+    # --- the API ---------------------------------------------------------------------------
+    async def _handle(self, request: web.Request) -> web.Response:
+        if request.match_info["token"] != self.token:
+            return _error(401, "Unauthorized")
+        method = request.match_info["method"]
+        arrived = time.monotonic()
+        params = await _params(request)
+        response = await self._answer(method, params)
+        self.calls.append(Call(method, params, response.status == 200, arrived))
+        self._changed.set()
+        return response
+
+    async def _answer(self, method: str, params: dict[str, Any]) -> web.Response:
+        queued = self._failures.get(method)
+        if queued:
+            failure = queued.pop(0)
+            status, description = FAILURES[failure.kind]
+            extra = {"retry_after": failure.retry_after} if failure.kind == "429" else None
+            return _error(status, description.format(retry_after=failure.retry_after), extra)
+        handler = getattr(self, f"_m_{method}", None)
+        if handler is None:
+            return _error(404, "Not Found: method not found")
+        return web.json_response({"ok": True, "result": await handler(params)})
+
+    async def _m_getMe(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self._me()
+
+    async def _m_sendMessage(self, params: dict[str, Any]) -> dict[str, Any]:
+        self._next_message_id += 1
+        chat_id = int(params["chat_id"])
+        message: dict[str, Any] = {
+            "message_id": self._next_message_id,
+            "from": self._me(),
+            "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "group"},
+            "date": int(time.time()),
+            "text": params["text"],
+        }
+        if isinstance(params.get("reply_markup"), dict):
+            message["reply_markup"] = params["reply_markup"]
+        return message
+
+    async def _m_answerCallbackQuery(self, params: dict[str, Any]) -> bool:
+        return True
+
+    async def _m_setWebhook(self, params: dict[str, Any]) -> bool:
+        return True
+
+    async def _m_deleteWebhook(self, params: dict[str, Any]) -> bool:
+        return True
+
+    async def _m_getUpdates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        offset = int(params.get("offset") or 0)
+        if offset:  # confirms everything before it
+            self.updates = [u for u in self.updates if u["update_id"] >= offset]
+        if not self.updates:
+            self._news.clear()
+            wait = min(float(params.get("timeout") or 0), self.poll_wait)
+            try:
+                async with asyncio.timeout(wait):
+                    await self._news.wait()
+            except TimeoutError:
+                return []
+        return list(self.updates)
+
+    def _me(self) -> dict[str, Any]:
+        return {"id": self.bot_id, "is_bot": True, "first_name": "Fake", "username": "fake_bot"}
+
+
+async def _params(request: web.Request) -> dict[str, Any]:
+    if request.content_type == "application/json":
+        body = await request.json()
+        return dict(body) if isinstance(body, dict) else {}
+    form = await request.post()
+    params: dict[str, Any] = {}
+    for name, value in form.items():
+        if isinstance(value, str):
+            text = value
+        elif isinstance(value, bytes):
+            text = value.decode()
+        else:  # an uploaded part
+            text = value.file.read().decode()
+        params[name] = json.loads(text) if name in JSON_PARAMS else text
+    return params
+
+
+def _error(status: int, description: str, parameters: dict[str, Any] | None = None) -> web.Response:
+    body: dict[str, Any] = {"ok": False, "error_code": status, "description": description}
+    if parameters:
+        body["parameters"] = parameters
+    return web.json_response(body, status=status)
