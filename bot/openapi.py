@@ -35,6 +35,21 @@ def _err(description: str) -> dict[str, Any]:
     }
 
 
+def _webhook(summary: str, authenticity: str) -> dict[str, Any]:
+    return {
+        "post": {
+            "summary": summary,
+            "description": f"Authenticity: {authenticity}. Stored before the 200, answered "
+            "through the platform API; a redelivery is processed once.",
+            "responses": {
+                "200": {"description": "accepted (also for a redelivery)"},
+                "401": {"description": "missing authentication"},
+                "403": {"description": "forged"},
+            },
+        }
+    }
+
+
 def openapi_document() -> dict[str, Any]:
     return {
         "openapi": "3.0.3",
@@ -183,6 +198,47 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "summary": "Prometheus metrics",
                     "responses": {"200": {"description": "text/plain exposition format"}},
+                }
+            },
+            "/webhooks/telegram": _webhook(
+                "Telegram Bot API updates", "header X-Telegram-Bot-Api-Secret-Token"
+            ),
+            "/webhooks/vk": _webhook(
+                "VK Callback API events (confirmation answered with VK_CONFIRMATION)",
+                "body field secret = VK_SECRET",
+            ),
+            "/webhooks/viber": _webhook(
+                "Viber REST Bot API callbacks (conversation_started answered in the body)",
+                "header X-Viber-Content-Signature = hex HMAC-SHA256(VIBER_AUTH_TOKEN, body)",
+            ),
+            "/widget.js": {
+                "get": {
+                    "summary": "The embeddable chat widget (one script tag)",
+                    "responses": {"200": {"description": "JavaScript"}},
+                }
+            },
+            "/ws/widget": {
+                "get": {
+                    "summary": "WebSocket of the widget: hello, message, payload, location frames",
+                    "parameters": [
+                        {
+                            "name": "session",
+                            "in": "query",
+                            "required": True,
+                            "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{16,64}$"},
+                        },
+                    ],
+                    "responses": {"101": {"description": "switching protocols"}},
+                }
+            },
+            "/api/v1/widget/upload": {
+                "post": {
+                    "summary": "A file from the widget (images, PDF; up to 10 MB)",
+                    "responses": {
+                        "200": {"description": "stored and passed to the conversation"},
+                        "413": {"description": "too large"},
+                        "415": {"description": "type not allowed"},
+                    },
                 }
             },
             "/api/v1/openapi.json": {
