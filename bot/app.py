@@ -9,6 +9,9 @@ from aiohttp import web
 
 from bot.channels.rest import RestChannel
 from bot.config import Settings
+from bot.handoff.api import OperatorApi
+from bot.handoff.auth import setup_operator_auth
+from bot.handoff.console_routes import add_console_routes
 from bot.http import json_response
 from bot.openapi import openapi_document
 from bot.services import Services, build_services
@@ -68,6 +71,16 @@ def create_app(settings: Settings, *, services: Services | None = None) -> web.A
     ).routes(app)
     for channel in built.channels.values():
         channel.routes(app)
+    setup_operator_auth(app, built.operators, close_store=False)  # closed with the services
+    OperatorApi(
+        service=built.handoff,
+        store=built.store,
+        catalog=built.catalog,
+        billing=built.billing,
+        translator=built.translator,
+        menu=built.engine.menu_buttons(),
+    ).routes(app)
+    add_console_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/openapi.json", openapi)

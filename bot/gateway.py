@@ -14,9 +14,11 @@ import time
 from dataclasses import dataclass, replace
 
 from bot.dialog.engine import DialogEngine
-from bot.dialog.types import Turn
+from bot.dialog.types import Handoff, Turn
+from bot.handoff.service import CSAT, HandoffService
 from bot.i18n import Translator
 from bot.intents.names import INTENTS
+from bot.intents.nlu import PayloadError, parse_payload
 from bot.intents.normalize import basic
 from bot.metrics import Metrics
 from bot.models import Button as ButtonModel
@@ -60,6 +62,7 @@ class Gateway:
         metrics: Metrics,
         default_locale: str = "ru",
         turn_timeout: float = 10.0,
+        handoff: HandoffService | None = None,
     ) -> None:
         self._store = store
         self._locks = locks
@@ -68,6 +71,10 @@ class Gateway:
         self._metrics = metrics
         self._default_locale = default_locale
         self._turn_timeout = turn_timeout
+        self._handoff = handoff
+
+    def attach_handoff(self, handoff: HandoffService) -> None:
+        self._handoff = handoff
 
     async def handle(
         self,
@@ -107,8 +114,14 @@ class Gateway:
                 "customer", _customer_text(inbound), meta=_customer_meta(inbound)
             )
             inbound = _pressed(inbound, conversation)
-            if conversation.state in ("queued", "operator"):
-                conversation, replies = self._while_with_person(conversation, inbound)
+            with_person = conversation.state in ("queued", "operator")
+            if with_person:
+                conversation, replies = await self._while_with_person(conversation, inbound)
+            elif conversation.state == "closed" and _csat_score(inbound) is not None:
+                score = _csat_score(inbound) or 0
+                replies = (
+                    await self._handoff.record_csat(conversation, score) if self._handoff else []
+                )
             else:
                 if conversation.state == "closed":
                     conversation = replace(conversation, state="bot")
@@ -116,7 +129,7 @@ class Gateway:
             rendered = tuple(self._translator.render_reply(conversation.locale, r) for r in replies)
             conversation = _remember_offered(conversation, rendered)
             answers = tuple(TranscriptLine(r.sender, r.text, r.buttons) for r in rendered)
-            await self._store.commit_turn(
+            entries = await self._store.commit_turn(
                 TurnRecord(
                     conversation=conversation,
                     lines=(customer, *answers),
@@ -124,15 +137,21 @@ class Gateway:
                     inbox_id=inbox_id,
                 )
             )
+            if self._handoff is not None and (with_person or conversation.state != "bot"):
+                for entry in entries:  # live in the operators' consoles
+                    await self._handoff.customer_wrote(conversation, entry)
         self._metrics.inc("replies_out_total", len(rendered), channel=channel)
         self._metrics.observe("turn_seconds", time.perf_counter() - started, channel=channel)
         return Handled(conversation, rendered)
 
-    def _while_with_person(
+    async def _while_with_person(
         self, conversation: Conversation, inbound: Inbound
     ) -> tuple[Conversation, list[Reply]]:
         # The bot stays silent; the message is in the transcript for the operator.
         if inbound.payload == BACK_TO_BOT and conversation.state == "queued":
+            await self._store.queue_remove(conversation.id)
+            if self._handoff is not None:
+                self._handoff.events.publish({"type": "queue"})
             return replace(conversation, state="bot"), [
                 Reply((Text("handoff.returned_to_bot"),), self._engine.menu_buttons(), "system")
             ]
@@ -148,7 +167,11 @@ class Gateway:
         except Exception:  # the customer must get an answer whatever broke
             log.exception("dialog turn failed for %s", conversation.key.channel)
             self._metrics.inc("turn_errors_total", channel=conversation.key.channel)
-            return conversation, [Reply((Text("error.generic"),), self._engine.menu_buttons())]
+            if self._handoff is None:
+                return conversation, [Reply((Text("error.generic"),), self._engine.menu_buttons())]
+            # Fail open to a person, never to silence.
+            turn = Turn((Reply((Text("handoff.error"),), sender="system"),), conversation,
+                        Handoff("general", "engine_error"))  # fmt: skip
         if turn.nlu is not None:
             self._metrics.inc("intents_total", intent=_metric_intent(turn.nlu.intent))
             if not self._engine.nlu.understood(turn.nlu):
@@ -163,6 +186,10 @@ class Gateway:
                 dialog={**conversation.dialog, "handoff": {"department": turn.handoff.department,
                                                            "reason": turn.handoff.reason}},
             )  # fmt: skip
+            if self._handoff is not None:
+                replies += await self._handoff.enqueue(
+                    conversation, turn.handoff.department, turn.handoff.reason
+                )
             back = ButtonModel(Text("button.back_to_bot"), BACK_TO_BOT)
             if replies:
                 last = replies[-1]
@@ -219,3 +246,15 @@ def _pressed(inbound: Inbound, conversation: Conversation) -> Inbound:
         if typed in (basic(button["title"]), str(number)):
             return replace(inbound, kind="payload", payload=button["payload"])
     return inbound
+
+
+def _csat_score(inbound: Inbound) -> int | None:
+    """The rating pressed after a chat with an operator: /csat{"score": 1..5}."""
+    if not inbound.payload or not inbound.payload.startswith(f"/{CSAT}"):
+        return None
+    try:
+        _, args = parse_payload(inbound.payload)
+        score = int(args.get("score", 0))
+    except (PayloadError, TypeError, ValueError):
+        return None
+    return score if 1 <= score <= 5 else None

@@ -43,12 +43,19 @@ class Metrics:
         self._ns = namespace
         self._counters: dict[str, _Counter] = {}
         self._histograms: dict[str, _Histogram] = {}
+        self._gauges: dict[str, _Counter] = {}
 
     def counter(self, name: str, help_text: str) -> None:
         self._counters.setdefault(name, _Counter(help_text))
 
     def histogram(self, name: str, help_text: str, buckets: tuple[float, ...]) -> None:
         self._histograms.setdefault(name, _Histogram(help_text, buckets))
+
+    def gauge(self, name: str, help_text: str) -> None:
+        self._gauges.setdefault(name, _Counter(help_text))
+
+    def set(self, name: str, value: float, **labels: str) -> None:
+        self._gauges[name].values[tuple(sorted(labels.items()))] = value
 
     def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
         self._counters[name].values[tuple(sorted(labels.items()))] += amount
@@ -69,6 +76,11 @@ class Metrics:
             full = f"{self._ns}_{name}"
             lines += [f"# HELP {full} {counter.help}", f"# TYPE {full} counter"]
             for labels, value in sorted(counter.values.items()):
+                lines.append(f"{full}{_fmt_labels(labels)} {value:g}")
+        for name, gauge in sorted(self._gauges.items()):
+            full = f"{self._ns}_{name}"
+            lines += [f"# HELP {full} {gauge.help}", f"# TYPE {full} gauge"]
+            for labels, value in sorted(gauge.values.items()):
                 lines.append(f"{full}{_fmt_labels(labels)} {value:g}")
         for name, hist in sorted(self._histograms.items()):
             full = f"{self._ns}_{name}"

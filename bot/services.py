@@ -16,6 +16,11 @@ from bot.dialog.engine import INFORM, MENU, DialogEngine
 from bot.dialog.flows import DialogConfig, load_dialog
 from bot.dialog.slots import HINTS, SUGGESTERS, VALIDATORS
 from bot.gateway import Gateway, register_metrics
+from bot.handoff.config import load_handoff_config
+from bot.handoff.events import EventHub
+from bot.handoff.operators import OperatorStore, SqliteOperatorStore, default_operators_path
+from bot.handoff.service import HandoffService
+from bot.handoff.service import register_metrics as register_handoff_metrics
 from bot.i18n import Translator, load_translator
 from bot.ingress import Ingress
 from bot.ingress import register_metrics as register_ingress_metrics
@@ -80,6 +85,8 @@ class Services:
     outbox: Outbox
     ingress: Ingress
     channels: dict[str, Channel]
+    operators: OperatorStore
+    handoff: HandoffService
 
     async def start(self) -> None:
         """Background work: channels (long polling), unanswered inbounds, unsent replies."""
@@ -87,13 +94,16 @@ class Services:
             await channel.start()
         await self.ingress.start()
         await self.outbox.start()
+        await self.handoff.start()
 
     async def close(self) -> None:
+        await self.handoff.close()
         for channel in self.channels.values():
             await channel.close()
         await self.ingress.close()
         await self.outbox.close()
         await self.locks.close()
+        await self.operators.close()
         await self.billing.close()
         await self.store.close()
 
@@ -139,6 +149,22 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
     outbox = Outbox(store=store, channels=channels, metrics=metrics)
     ingress = Ingress(store=store, gateway=gateway, outbox=outbox, metrics=metrics)
     channels.update(build_channels(ChannelDeps(settings, ingress, store)))
+    operators = SqliteOperatorStore(default_operators_path(settings))
+    register_handoff_metrics(metrics)
+    handoff = HandoffService(
+        store=store,
+        locks=locks,
+        translator=translator,
+        metrics=metrics,
+        config=load_handoff_config(settings.flows_dir / "handoff.yml"),
+        operators=operators,
+        events=EventHub(),
+        catalog=catalog,
+        billing=billing,
+        delivers=lambda channel: channel in channels,
+        notify_outbox=outbox.notify,
+    )
+    gateway.attach_handoff(handoff)
     log.info(
         "catalog %s: %d cities, %d tariffs, %d offices, %d houses",
         settings.data_dir, len(catalog.cities), len(catalog.tariffs), len(catalog.offices),
@@ -146,5 +172,5 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
     )  # fmt: skip
     return Services(
         settings, catalog, billing, store, locks, translator, nlu, engine, metrics, gateway,
-        outbox, ingress, channels,
+        outbox, ingress, channels, operators, handoff,
     )  # fmt: skip

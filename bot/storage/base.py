@@ -82,6 +82,29 @@ class OutboundItem:
     attempts: int
 
 
+@dataclass(frozen=True, slots=True)
+class QueueEntry:
+    """A conversation that belongs to people: waiting in a department's queue, or with an
+    operator. Removed when it goes back to the bot or is closed."""
+
+    conversation_id: str
+    channel: str
+    department: str
+    reason: str
+    queued_at: datetime
+    operator: str | None = None
+    assigned_at: datetime | None = None
+    first_response_at: datetime | None = None
+    notified_position: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    author: str
+    text: str
+    at: datetime
+
+
 class Store(abc.ABC):
     """Durable state of the gateway: conversations, transcripts, dedupe keys, identity links,
     customer requests."""
@@ -167,6 +190,50 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def outbox_attempt_failed(self, item_id: int, error: str) -> None: ...
+
+    # the operators' queue
+    @abc.abstractmethod
+    async def queue_put(
+        self, conversation_id: str, channel: str, department: str, reason: str
+    ) -> QueueEntry:
+        """Add to (or move within) the queue: unassigned, in ``department``; keeps queued_at."""
+
+    @abc.abstractmethod
+    async def queue_get(self, conversation_id: str) -> QueueEntry | None: ...
+
+    @abc.abstractmethod
+    async def queue_entries(self) -> list[QueueEntry]:
+        """Everything with people, oldest first."""
+
+    @abc.abstractmethod
+    async def queue_assign(
+        self, conversation_id: str, operator: str | None, *, only_if_unassigned: bool = False
+    ) -> bool:
+        """Set (or clear) the operator. With ``only_if_unassigned`` it is a compare-and-set:
+        of two operators claiming at once exactly one gets True."""
+
+    @abc.abstractmethod
+    async def queue_responded(self, conversation_id: str) -> None:
+        """The operator answered: first response time is recorded once."""
+
+    @abc.abstractmethod
+    async def queue_notified(self, conversation_id: str, position: int) -> None: ...
+
+    @abc.abstractmethod
+    async def queue_remove(self, conversation_id: str) -> None: ...
+
+    @abc.abstractmethod
+    async def add_note(self, conversation_id: str, author: str, text: str) -> Note: ...
+
+    @abc.abstractmethod
+    async def notes(self, conversation_id: str) -> list[Note]: ...
+
+    @abc.abstractmethod
+    async def add_csat(self, conversation_id: str, score: int, operator: str | None) -> None: ...
+
+    @abc.abstractmethod
+    async def conversations_of_contract(self, contract_number: str) -> list[str]:
+        """Every conversation, on any channel, linked to this contract, oldest first."""
 
     # platform bookkeeping
     @abc.abstractmethod

@@ -33,8 +33,10 @@ from bot.serialize import (
 )
 from bot.storage.base import (
     IdentityLink,
+    Note,
     OutboundItem,
     PendingInbound,
+    QueueEntry,
     Store,
     StoredRequest,
     TurnRecord,
@@ -125,6 +127,31 @@ CREATE TABLE IF NOT EXISTS receipts (
     at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS receipts_by_message ON receipts (scope, platform_message_id);
+CREATE TABLE IF NOT EXISTS queue (
+    conversation_id TEXT PRIMARY KEY,
+    channel TEXT NOT NULL,
+    department TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    queued_at TEXT NOT NULL,
+    operator TEXT,
+    assigned_at TEXT,
+    first_response_at TEXT,
+    notified_position INTEGER
+);
+CREATE TABLE IF NOT EXISTS notes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    conversation_id TEXT NOT NULL,
+    author TEXT NOT NULL,
+    text TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS csat (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    conversation_id TEXT NOT NULL,
+    score INTEGER NOT NULL,
+    operator TEXT,
+    at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS requests (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     kind TEXT NOT NULL,
@@ -145,6 +172,24 @@ _UPSERT_CONVERSATION = (
     " locale=excluded.locale, contract_number=excluded.contract_number,"
     " dialog=excluded.dialog, updated_at=excluded.updated_at"
 )
+
+
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _queue_entry(row: tuple[Any, ...]) -> QueueEntry:
+    return QueueEntry(
+        conversation_id=row[0],
+        channel=row[1],
+        department=row[2],
+        reason=row[3],
+        queued_at=datetime.fromisoformat(row[4]),
+        operator=row[5],
+        assigned_at=_when(row[6]),
+        first_response_at=_when(row[7]),
+        notified_position=row[8],
+    )
 
 
 def _conversation_row(conversation: Conversation, at: datetime) -> tuple[object, ...]:
@@ -457,6 +502,126 @@ class SqliteStore(Store):
                 (error[:2000], _now().isoformat(), item_id),
             )
         )
+
+    async def queue_put(
+        self, conversation_id: str, channel: str, department: str, reason: str
+    ) -> QueueEntry:
+        now = _now().isoformat()
+        await self._run(
+            lambda db: db.execute(
+                "INSERT INTO queue (conversation_id, channel, department, reason, queued_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT(conversation_id) DO UPDATE SET"
+                " department = excluded.department, reason = excluded.reason,"
+                " operator = NULL, assigned_at = NULL",
+                (conversation_id, channel, department, reason, now),
+            )
+        )
+        entry = await self.queue_get(conversation_id)
+        assert entry is not None  # just written
+        return entry
+
+    async def queue_get(self, conversation_id: str) -> QueueEntry | None:
+        row = await self._run(
+            lambda db: db.execute(
+                "SELECT conversation_id, channel, department, reason, queued_at, operator,"
+                " assigned_at, first_response_at, notified_position FROM queue"
+                " WHERE conversation_id = ?",
+                (conversation_id,),
+            ).fetchone()
+        )
+        return None if row is None else _queue_entry(row)
+
+    async def queue_entries(self) -> list[QueueEntry]:
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT conversation_id, channel, department, reason, queued_at, operator,"
+                " assigned_at, first_response_at, notified_position FROM queue"
+                " ORDER BY queued_at, conversation_id"
+            ).fetchall()
+        )
+        return [_queue_entry(r) for r in rows]
+
+    async def queue_assign(
+        self, conversation_id: str, operator: str | None, *, only_if_unassigned: bool = False
+    ) -> bool:
+        sql = "UPDATE queue SET operator = ?, assigned_at = ? WHERE conversation_id = ?"
+        if only_if_unassigned:
+            sql += " AND operator IS NULL"
+        at = _now().isoformat() if operator else None
+
+        def q(db: sqlite3.Connection) -> bool:
+            return db.execute(sql, (operator, at, conversation_id)).rowcount == 1
+
+        return await self._run(q)
+
+    async def queue_responded(self, conversation_id: str) -> None:
+        await self._run(
+            lambda db: db.execute(
+                "UPDATE queue SET first_response_at = COALESCE(first_response_at, ?)"
+                " WHERE conversation_id = ?",
+                (_now().isoformat(), conversation_id),
+            )
+        )
+
+    async def queue_notified(self, conversation_id: str, position: int) -> None:
+        await self._run(
+            lambda db: db.execute(
+                "UPDATE queue SET notified_position = ? WHERE conversation_id = ?",
+                (position, conversation_id),
+            )
+        )
+
+    async def queue_remove(self, conversation_id: str) -> None:
+        await self._run(
+            lambda db: db.execute("DELETE FROM queue WHERE conversation_id = ?", (conversation_id,))
+        )
+
+    async def add_note(self, conversation_id: str, author: str, text: str) -> Note:
+        at = _now()
+        await self._run(
+            lambda db: db.execute(
+                "INSERT INTO notes (conversation_id, author, text, at) VALUES (?, ?, ?, ?)",
+                (conversation_id, author, text, at.isoformat()),
+            )
+        )
+        return Note(author, text, at)
+
+    async def notes(self, conversation_id: str) -> list[Note]:
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT author, text, at FROM notes WHERE conversation_id = ? ORDER BY id",
+                (conversation_id,),
+            ).fetchall()
+        )
+        return [Note(r[0], r[1], datetime.fromisoformat(r[2])) for r in rows]
+
+    async def add_csat(self, conversation_id: str, score: int, operator: str | None) -> None:
+        await self._run(
+            lambda db: db.execute(
+                "INSERT INTO csat (conversation_id, score, operator, at) VALUES (?, ?, ?, ?)",
+                (conversation_id, score, operator, _now().isoformat()),
+            )
+        )
+
+    async def conversations_of_contract(self, contract_number: str) -> list[str]:
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT c.id FROM conversations c WHERE c.contract_number = ?"
+                " UNION SELECT l.conversation_id FROM identity_links l"
+                " WHERE l.contract_number = ?",
+                (contract_number, contract_number),
+            ).fetchall()
+        )
+        ids = [str(r[0]) for r in rows]
+        firsts = await self._run(
+            lambda db: {
+                str(r[0]): int(r[1])
+                for r in db.execute(
+                    "SELECT conversation_id, MIN(id) FROM messages GROUP BY conversation_id"
+                ).fetchall()
+            }
+        )
+        return sorted(ids, key=lambda cid: firsts.get(cid, 1 << 62))
 
     async def payload_token(self, payload: str) -> str:
         token = "~" + hashlib.sha256(payload.encode()).hexdigest()[:20]

@@ -1,0 +1,292 @@
+"""The operator API (CONTRACTS.md §2) that the console at /operator/ uses."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+from urllib.parse import unquote
+
+from aiohttp import WSMsgType, web
+
+from bot.catalog.billing import Billing
+from bot.catalog.catalog import Catalog
+from bot.handoff.auth import authorized
+from bot.handoff.service import HandoffError, HandoffService
+from bot.http import json_response
+from bot.i18n import Translator
+from bot.models import Button, Conversation, ConversationKey, Text, TranscriptEntry
+from bot.storage.base import QueueEntry, Store
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _message(entry: TranscriptEntry) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "from": entry.sender,
+        "text": entry.text,
+        "at": entry.at.isoformat(),
+        "buttons": [{"title": b.title, "payload": b.payload} for b in entry.buttons],
+    }
+
+
+def _errors(handler: Handler) -> Handler:
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except HandoffError as exc:
+            return json_response({"error": str(exc)}, status=exc.status)
+
+    return wrapped
+
+
+class OperatorApi:
+    def __init__(
+        self,
+        *,
+        service: HandoffService,
+        store: Store,
+        catalog: Catalog,
+        billing: Billing,
+        translator: Translator,
+        menu: Sequence[Button],
+    ) -> None:
+        self._service = service
+        self._store = store
+        self._catalog = catalog
+        self._billing = billing
+        self._translator = translator
+        self._menu = tuple(menu)
+
+    def routes(self, app: web.Application) -> None:
+        base = "/api/v1/operator"
+        app.router.add_post(f"{base}/status", _errors(self.status))
+        app.router.add_get(f"{base}/queue", _errors(self.queue))
+        app.router.add_get(f"{base}/events", self.events)
+        conv = f"{base}/conversations/{{conversation_id}}"
+        app.router.add_get(conv, _errors(self.conversation))
+        app.router.add_post(f"{conv}/claim", _errors(self.claim))
+        app.router.add_post(f"{conv}/messages", _errors(self.reply))
+        app.router.add_post(f"{conv}/notes", _errors(self.note))
+        app.router.add_post(f"{conv}/transfer", _errors(self.transfer))
+        app.router.add_post(f"{conv}/release", _errors(self.release))
+        app.router.add_post(f"{conv}/close", _errors(self.close))
+
+    @staticmethod
+    def _id(request: web.Request) -> str:
+        return unquote(request.match_info["conversation_id"])
+
+    @staticmethod
+    async def _body(request: web.Request) -> dict[str, Any]:
+        try:
+            body = await request.json()
+        except ValueError:
+            raise HandoffError("the body is not valid JSON", 400) from None
+        if not isinstance(body, dict):
+            raise HandoffError("the body must be a JSON object", 400)
+        return body
+
+    async def status(self, request: web.Request) -> web.StreamResponse:
+        operator = await authorized(request, write=True)
+        status = (await self._body(request)).get("status")
+        if status not in ("online", "away"):
+            raise HandoffError("status must be online or away", 400)
+        self._service.set_online(operator.login, status == "online")
+        if status == "online":
+            await self._service.assign_waiting()
+        return json_response({"status": status})
+
+    async def queue(self, request: web.Request) -> web.StreamResponse:
+        await authorized(request, write=False)
+        out = []
+        now = self._service.now()
+        waiting_rank: dict[str, int] = {}
+        for entry in await self._store.queue_entries():
+            if entry.operator is None:
+                waiting_rank[entry.department] = waiting_rank.get(entry.department, 0) + 1
+            out.append(await self._queue_item(entry, now, waiting_rank.get(entry.department)))
+        return json_response({"conversations": out})
+
+    async def _queue_item(self, entry: QueueEntry, now: Any, rank: int | None) -> dict[str, Any]:
+        conversation = await self._store.load_conversation(
+            ConversationKey.parse(entry.conversation_id)
+        )
+        last = await self._store.messages(entry.conversation_id, after=0, limit=10_000)
+        customer_lines = [m for m in last if m.sender == "customer"]
+        contract = conversation.contract_number if conversation else None
+        account = await self._billing.account(contract) if contract else None
+        return {
+            "conversation_id": entry.conversation_id,
+            "channel": entry.channel,
+            "department": entry.department,
+            "reason": entry.reason,
+            "state": "operator" if entry.operator else "queued",
+            "operator": entry.operator,
+            "waiting_seconds": int((now - entry.queued_at).total_seconds()),
+            "position": None if entry.operator else rank,
+            "customer": {"name": account.holder_name if account else None, "contract": contract},
+            "last_message": _message(customer_lines[-1]) if customer_lines else None,
+        }
+
+    async def conversation(self, request: web.Request) -> web.StreamResponse:
+        operator = await authorized(request, write=False)
+        conversation_id = self._id(request)
+        conversation = await self._store.load_conversation(ConversationKey.parse(conversation_id))
+        if conversation is None:
+            raise HandoffError("no such conversation", 404)
+        entry = await self._store.queue_get(conversation_id)
+        messages = await self._store.messages(conversation_id, limit=10_000)
+        return json_response(
+            {
+                "conversation_id": conversation_id,
+                "channel": conversation.key.channel,
+                "state": conversation.state,
+                "department": entry.department if entry else None,
+                "operator": entry.operator if entry else None,
+                "locale": conversation.locale,
+                "messages": [_message(m) for m in messages],
+                "notes": [
+                    {"author": n.author, "text": n.text, "at": n.at.isoformat()}
+                    for n in await self._store.notes(conversation_id)
+                ],
+                "card": await self._card(conversation),
+                "history": await self._history(conversation),
+                "canned": await self._canned(conversation, operator.name),
+            }
+        )
+
+    async def _card(self, conversation: Conversation) -> dict[str, Any] | None:
+        if not conversation.contract_number:
+            return None
+        account = await self._billing.account(conversation.contract_number)
+        if account is None:
+            return {"contract": conversation.contract_number}
+        tariff = self._catalog.tariffs.get(account.tariff_id)
+        city = self._catalog.city(account.city_id)
+        return {
+            "contract": account.contract_number,
+            "holder_name": account.holder_name,
+            "tariff": {"name": tariff.name, "price": str(tariff.price_rub)} if tariff else None,
+            "balance": str(account.balance_rub),
+            "bonus_points": account.bonus_points,
+            "status": account.status,
+            "city": city.name if city else account.city_id,
+            "address": account.address,
+            "next_charge_date": account.next_charge_date.isoformat(),
+        }
+
+    async def _history(self, conversation: Conversation) -> list[dict[str, Any]]:
+        """Every other conversation of the same contract, on any channel, bot turns included."""
+        if not conversation.contract_number:
+            return []
+        out = []
+        for other in await self._store.conversations_of_contract(conversation.contract_number):
+            if other == conversation.id:
+                continue
+            messages = await self._store.messages(other, limit=10_000)
+            out.append(
+                {
+                    "conversation_id": other,
+                    "channel": ConversationKey.parse(other).channel,
+                    "started_at": messages[0].at.isoformat() if messages else None,
+                    "messages": [_message(m) for m in messages],
+                }
+            )
+        return out
+
+    async def _canned(self, conversation: Conversation, operator_name: str) -> list[dict[str, str]]:
+        account = (
+            await self._billing.account(conversation.contract_number)
+            if conversation.contract_number
+            else None
+        )
+        locale = conversation.locale
+        name = (
+            account.holder_name.split()[1] if account and len(account.holder_name.split()) > 1
+            else self._translator.render(locale, Text("handoff.customer"))
+        )  # fmt: skip
+        values = {"name": name, "contract": conversation.contract_number or "—",
+                  "operator": operator_name}  # fmt: skip
+        out = []
+        for key in self._service.config.canned:
+            title = self._translator.render(locale, Text(f"canned.{key}.title"))
+            text = self._translator.render(locale, Text(f"canned.{key}.text", values))
+            out.append({"id": key, "title": title, "text": text})
+        return out
+
+    async def claim(self, request: web.Request) -> web.StreamResponse:
+        operator = await authorized(request, write=True)
+        await self._service.claim(self._id(request), operator)
+        return json_response({"state": "operator"})
+
+    async def reply(self, request: web.Request) -> web.StreamResponse:
+        operator = await authorized(request, write=True)
+        text = (await self._body(request)).get("text")
+        if not isinstance(text, str) or len(text) > 4000:
+            raise HandoffError("'text' must be a string of at most 4000 characters", 400)
+        entry = await self._service.reply(self._id(request), operator, text)
+        return json_response({"message": _message(entry)})
+
+    async def note(self, request: web.Request) -> web.StreamResponse:
+        operator = await authorized(request, write=True)
+        text = (await self._body(request)).get("text")
+        if not isinstance(text, str) or len(text) > 4000:
+            raise HandoffError("'text' must be a string of at most 4000 characters", 400)
+        return json_response({"note": await self._service.note(self._id(request), operator, text)})
+
+    async def transfer(self, request: web.Request) -> web.StreamResponse:
+        operator = await authorized(request, write=True)
+        body = await self._body(request)
+        await self._service.transfer(
+            self._id(request),
+            operator,
+            to_operator=body.get("to_operator"),
+            to_department=body.get("to_department"),
+            note=body.get("note"),
+        )
+        return json_response({"ok": True})
+
+    async def release(self, request: web.Request) -> web.StreamResponse:
+        operator = await authorized(request, write=True)
+        await self._service.release(self._id(request), operator, self._menu)
+        return json_response({"state": "bot"})
+
+    async def close(self, request: web.Request) -> web.StreamResponse:
+        operator = await authorized(request, write=True)
+        await self._service.close_chat(self._id(request), operator)
+        return json_response({"state": "closed"})
+
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        await authorized(request, write=False)
+        socket = web.WebSocketResponse(heartbeat=30)
+        await socket.prepare(request)
+        async with self._service.events.subscribe() as queue:
+            reader = asyncio.ensure_future(self._drain(socket))
+            try:
+                while True:
+                    getter = asyncio.ensure_future(queue.get())
+                    done, _ = await asyncio.wait(
+                        {getter, reader}, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    if reader in done:  # the console went away
+                        getter.cancel()
+                        break
+                    await socket.send_json(getter.result())
+            except ConnectionResetError:
+                pass
+            finally:
+                reader.cancel()
+                with contextlib.suppress(Exception):
+                    await socket.close()
+        return socket
+
+    @staticmethod
+    async def _drain(socket: web.WebSocketResponse) -> None:
+        async for message in socket:  # consoles only listen; read to see the close
+            if message.type == WSMsgType.ERROR:
+                return

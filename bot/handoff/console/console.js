@@ -1,0 +1,1640 @@
+/*
+ * Operator console (served at /operator/). Plain JavaScript, no framework, no build step, nothing
+ * loaded from other hosts; the page's Content-Security-Policy forbids inline script and style.
+ *
+ * Everything a customer, the bot or an operator wrote is shown with textContent: it is never
+ * parsed as HTML. The page keeps the CSRF token in memory only (never in storage); the session
+ * itself is an HttpOnly cookie the script cannot read.
+ *
+ * Every text of the UI is in T below, so the console can be translated in one place.
+ */
+(function () {
+  "use strict";
+
+  var T = {
+    title: "Операторская",
+    app_loading: "Загрузка…",
+    login_heading: "Вход для операторов",
+    login_label: "Логин",
+    password_label: "Пароль",
+    login_submit: "Войти",
+    login_busy: "Вход…",
+    login_failed: "Неверный логин или пароль.",
+    login_throttled: "Слишком много попыток. Подождите {seconds} с и попробуйте снова.",
+    login_throttled_short: "Слишком много попыток. Подождите немного и попробуйте снова.",
+    session_expired: "Сессия завершена. Войдите снова.",
+    logout: "Выйти",
+    status_online: "На линии",
+    status_away: "Отошёл",
+    status_hint: "Переключить статус: на линии вам назначаются новые диалоги",
+    offline: "нет связи",
+    offline_hint: "Нет связи с сервером, переподключаемся. Очередь обновляется раз в 15 с.",
+    conversations: "Диалоги",
+    queue: "Очередь",
+    queue_empty: "Очередь пуста",
+    mine: "Мои диалоги",
+    mine_empty: "Нет активных диалогов",
+    claim: "Взять",
+    claim_conversation: "Взять диалог",
+    anonymous: "Без имени",
+    waiting: "Ждёт",
+    no_messages: "Сообщений нет",
+    pick_conversation: "Выберите диалог в очереди или в списке «Мои диалоги».",
+    loading: "Загрузка диалога…",
+    transfer: "Передать",
+    release: "Вернуть боту",
+    close: "Завершить",
+    new_messages: "Новые сообщения ↓",
+    composer_label: "Ответ клиенту",
+    composer_placeholder: "Ответ клиенту. Enter — отправить, Shift+Enter — новая строка",
+    note_placeholder: "Внутренняя заметка: клиент её не увидит. Enter — сохранить",
+    send: "Отправить",
+    save_note: "Сохранить заметку",
+    note_toggle: "Заметка",
+    note_toggle_hint: "Отправить как внутреннюю заметку (клиент её не увидит)",
+    canned_label: "Шаблоны ответов",
+    canned_placeholder: "Шаблон…",
+    locked_other: "Диалог ведёт {operator}.",
+    locked_queued: "Диалог ждёт в очереди.",
+    locked_bot: "Диалог ведёт бот.",
+    locked_closed: "Диалог завершён.",
+    note: "Заметка",
+    customer: "Клиент",
+    customer_unknown: "Клиент не опознан: договор не привязан к диалогу.",
+    card: {
+      contract: "Договор",
+      holder_name: "ФИО",
+      tariff: "Тариф",
+      balance: "Баланс",
+      next_charge_date: "Списание",
+      bonus_points: "Бонусы",
+      status: "Статус",
+      city: "Город",
+      address: "Адрес",
+    },
+    per_month: "/мес",
+    account_status: { active: "Активен", blocked: "Заблокирован", suspended: "Приостановлен" },
+    history: "История обращений",
+    history_empty: "Других обращений нет",
+    history_messages: "сообщ.",
+    transfer_heading: "Передать диалог",
+    transfer_to: "Кому",
+    transfer_to_department: "В отдел",
+    transfer_to_operator: "Оператору",
+    transfer_department: "Отдел",
+    transfer_operator: "Логин оператора",
+    transfer_note: "Заметка для коллеги",
+    transfer_submit: "Передать",
+    cancel: "Отмена",
+    transferred: "Диалог передан.",
+    released: "Диалог возвращён боту.",
+    closed: "Диалог завершён, клиенту отправлен вопрос об оценке.",
+    claimed: "Диалог ваш.",
+    assigned: "Вам назначен диалог: {who}",
+    not_sent: "Сообщение не отправлено, текст возвращён в поле ввода.",
+    from: { customer: "Клиент", bot: "Бот", operator: "Оператор", system: "Система" },
+    preview_from: { bot: "Бот: ", operator: "Оператор: ", system: "" },
+    attachment: "(вложение)",
+    channels: { telegram: "Telegram", vk: "VK", viber: "Viber", widget: "Сайт", rest: "REST" },
+    departments: {
+      billing: "Оплата и баланс",
+      technical: "Техподдержка",
+      sales: "Подключение и тарифы",
+      general: "Общие вопросы",
+    },
+    states: { bot: "у бота", queued: "в очереди", operator: "у оператора", closed: "завершён" },
+    errors: {
+      network: "Сервер недоступен. Проверьте связь.",
+      forbidden: "Недостаточно прав для этого действия.",
+      conflict: "Диалог уже у другого оператора.",
+      not_found: "Диалог не найден.",
+      throttled: "Слишком много запросов, подождите немного.",
+      generic: "Ошибка сервера ({status}).",
+    },
+  };
+
+  var API = "/api/v1/operator";
+  var QUEUE_POLL_MS = 15000;
+  var QUEUE_DEBOUNCE_MS = 200;
+  var MAX_BACKOFF_MS = 30000;
+  var OFFLINE_GRACE_MS = 1500; // a quick reconnect does not blink the indicator
+  var NEAR_BOTTOM_PX = 80;
+  var WAIT_WARN_S = 180;
+  var WAIT_ALERT_S = 600;
+  var DEPARTMENTS = ["billing", "technical", "sales", "general"];
+
+  var state = {
+    csrf: null, // in memory only
+    me: null,
+    status: "away",
+    working: false,
+    queue: [],
+    queueFetchedAt: 0,
+    queueLoading: false,
+    queueAgain: false,
+    queueTimer: null,
+    pollTimer: null,
+    tickTimer: null,
+    knownMine: null, // ids of my conversations at the last refresh (null: not loaded yet)
+    claiming: false,
+    unread: {},
+    openId: null,
+    conv: null,
+    convBuffer: [], // events for the open conversation that came while it was loading
+    seen: {}, // message ids shown in the open conversation
+    seenNotes: {},
+    drafts: {}, // unsent text per conversation, kept while switching between them
+    ws: null,
+    attempt: 0,
+    reconnectTimer: null,
+    offlineTimer: null,
+    everConnected: false,
+    toastTimer: null,
+  };
+
+  // --- the page --------------------------------------------------------------------------------
+  var app = document.getElementById("app");
+  document.title = T.title;
+
+  // Login
+  var loginView = el("main", "login-view");
+  var loginForm = el("form", "login-form");
+  loginForm.noValidate = true;
+  testid(loginForm, "login-form");
+  var loginHeading = el("h1", null, T.login_heading);
+  loginHeading.id = "login-heading";
+  loginForm.setAttribute("aria-labelledby", "login-heading");
+  var loginInput = input("text", "login-input", "login");
+  loginInput.autocomplete = "username";
+  loginInput.autocapitalize = "off";
+  loginInput.spellcheck = false;
+  loginInput.required = true;
+  var passwordInput = input("password", "password-input", "password");
+  passwordInput.autocomplete = "current-password";
+  passwordInput.required = true;
+  var loginError = el("p", "form-error");
+  loginError.setAttribute("role", "alert");
+  loginError.hidden = true;
+  var loginSubmit = el("button", "primary", T.login_submit);
+  loginSubmit.type = "submit";
+  testid(loginSubmit, "login-submit");
+  loginForm.append(
+    loginHeading,
+    field(T.login_label, loginInput),
+    field(T.password_label, passwordInput),
+    loginError,
+    loginSubmit
+  );
+  loginView.append(el("div", "brand", T.title), loginForm);
+
+  // Work: header
+  var workView = el("div", "work-view");
+  var header = el("header", "topbar");
+  var brand = el("div", "brand", T.title);
+  var indicator = el("span", "indicator", T.offline);
+  indicator.setAttribute("role", "status");
+  indicator.title = T.offline_hint;
+  indicator.hidden = true;
+  indicator.dataset.state = "connecting";
+  testid(indicator, "connection-indicator");
+  var spacer = el("div", "spacer");
+  var meName = el("span", "me");
+  var statusToggle = el("button", "status-toggle");
+  statusToggle.type = "button";
+  statusToggle.title = T.status_hint;
+  testid(statusToggle, "status-toggle");
+  var logoutButton = el("button", "quiet", T.logout);
+  logoutButton.type = "button";
+  testid(logoutButton, "logout-button");
+  header.append(brand, indicator, spacer, meName, statusToggle, logoutButton);
+
+  // Work: left column
+  var lists = el("nav", "lists");
+  lists.setAttribute("aria-label", T.conversations);
+  var queueSection = listSection(T.queue, "queue-list", T.queue_empty);
+  var mineSection = listSection(T.mine, "my-list", T.mine_empty);
+  lists.append(queueSection.section, mineSection.section);
+
+  // Work: centre
+  var centre = el("main", "conversation");
+  testid(centre, "conversation-view");
+  var placeholder = el("p", "placeholder", T.pick_conversation);
+  var convPane = el("div", "conv-pane");
+  convPane.hidden = true;
+  var convHeader = el("div", "conv-header");
+  var convTitles = el("div", "conv-titles");
+  var convTitle = el("h2", "conv-title");
+  convTitle.id = "conv-title";
+  var convMeta = el("div", "conv-meta");
+  convTitles.append(convTitle, convMeta);
+  var actions = el("div", "conv-actions");
+  var transferButton = button(T.transfer, "transfer-button");
+  var releaseButton = button(T.release, "release-button");
+  var closeButton = button(T.close, "close-button");
+  closeButton.classList.add("danger");
+  actions.append(transferButton, releaseButton, closeButton);
+  convHeader.append(convTitles, actions);
+  var logWrap = el("div", "log-wrap");
+  var log = el("div", "log");
+  log.setAttribute("role", "log");
+  log.setAttribute("aria-labelledby", "conv-title");
+  log.tabIndex = 0; // scrollable with the keyboard
+  var jumpButton = el("button", "jump", T.new_messages);
+  jumpButton.type = "button";
+  jumpButton.hidden = true;
+  logWrap.append(log, jumpButton);
+
+  var lockBar = el("div", "lock-bar");
+  var lockText = el("span", "lock-text");
+  var lockClaim = button(T.claim_conversation, "claim-conversation");
+  lockClaim.classList.add("primary");
+  lockBar.append(lockText, lockClaim);
+
+  var composer = el("form", "composer");
+  var toolbar = el("div", "composer-tools");
+  var cannedSelect = el("select", "canned");
+  cannedSelect.id = "canned-select";
+  testid(cannedSelect, "canned-select");
+  var cannedLabel = el("label", "sr-only", T.canned_label);
+  cannedLabel.htmlFor = "canned-select";
+  var noteToggle = el("input");
+  noteToggle.type = "checkbox";
+  noteToggle.id = "note-toggle";
+  testid(noteToggle, "note-toggle");
+  var noteLabel = el("label", "note-toggle", "");
+  noteLabel.htmlFor = "note-toggle";
+  noteLabel.title = T.note_toggle_hint;
+  noteLabel.append(noteToggle, document.createTextNode(" " + T.note_toggle));
+  toolbar.append(cannedLabel, cannedSelect, noteLabel);
+  var composerInput = el("textarea", "composer-input");
+  composerInput.id = "composer-input";
+  composerInput.rows = 3;
+  composerInput.maxLength = 4000;
+  composerInput.placeholder = T.composer_placeholder;
+  testid(composerInput, "composer-input");
+  var composerLabel = el("label", "sr-only", T.composer_label);
+  composerLabel.htmlFor = "composer-input";
+  var composerSend = el("button", "primary", T.send);
+  composerSend.type = "submit";
+  testid(composerSend, "composer-send");
+  var composerRow = el("div", "composer-row");
+  composerRow.append(composerLabel, composerInput, composerSend);
+  composer.append(toolbar, composerRow);
+
+  convPane.append(convHeader, logWrap, lockBar, composer);
+  centre.append(placeholder, convPane);
+
+  // Work: right column
+  var side = el("aside", "side");
+  side.setAttribute("aria-label", T.customer);
+  var card = el("section", "card");
+  testid(card, "customer-card");
+  var historySection = el("section", "history");
+  var historyList = el("ul", "history-list");
+  testid(historyList, "history-list");
+  historySection.append(el("h2", null, T.history), historyList);
+  side.append(card, historySection);
+  side.hidden = true;
+
+  var columns = el("div", "columns");
+  columns.append(lists, centre, side);
+  workView.append(header, columns);
+
+  // Transfer dialog
+  var transferDialog = el("dialog", "transfer-dialog");
+  testid(transferDialog, "transfer-dialog");
+  transferDialog.setAttribute("aria-labelledby", "transfer-heading");
+  var transferForm = el("form");
+  var transferHeading = el("h2", null, T.transfer_heading);
+  transferHeading.id = "transfer-heading";
+  var toFieldset = el("fieldset", "transfer-to");
+  toFieldset.append(el("legend", null, T.transfer_to));
+  var toDepartment = radio("transfer-kind", "department", T.transfer_to_department, true);
+  var toOperator = radio("transfer-kind", "operator", T.transfer_to_operator, false);
+  toFieldset.append(toDepartment.label, toOperator.label);
+  var transferDepartment = el("select");
+  transferDepartment.id = "transfer-department";
+  testid(transferDepartment, "transfer-department");
+  var transferOperator = input("text", "transfer-operator", "transfer-operator");
+  transferOperator.autocomplete = "off";
+  transferOperator.spellcheck = false;
+  var transferNote = el("textarea");
+  transferNote.id = "transfer-note";
+  transferNote.rows = 3;
+  transferNote.maxLength = 2000;
+  testid(transferNote, "transfer-note");
+  var transferOperatorField = field(T.transfer_operator, transferOperator);
+  var transferDepartmentField = field(T.transfer_department, transferDepartment);
+  var transferError = el("p", "form-error");
+  transferError.setAttribute("role", "alert");
+  transferError.hidden = true;
+  var transferSubmit = el("button", "primary", T.transfer_submit);
+  transferSubmit.type = "submit";
+  testid(transferSubmit, "transfer-submit");
+  var transferCancel = button(T.cancel, "transfer-cancel");
+  var transferActions = el("div", "dialog-actions");
+  transferActions.append(transferCancel, transferSubmit);
+  transferForm.append(
+    transferHeading,
+    toFieldset,
+    transferDepartmentField,
+    transferOperatorField,
+    field(T.transfer_note, transferNote),
+    transferError,
+    transferActions
+  );
+  transferDialog.append(transferForm);
+
+  var toast = el("div", "toast");
+  toast.setAttribute("role", "status");
+  toast.setAttribute("aria-live", "polite");
+  toast.hidden = true;
+
+  loginView.hidden = true;
+  workView.hidden = true;
+  app.textContent = "";
+  app.append(loginView, workView, transferDialog, toast);
+
+  // --- behaviour -------------------------------------------------------------------------------
+  loginForm.addEventListener("submit", function (event) {
+    event.preventDefault();
+    login();
+  });
+  logoutButton.addEventListener("click", logout);
+  statusToggle.addEventListener("click", toggleStatus);
+  composer.addEventListener("submit", function (event) {
+    event.preventDefault();
+    sendComposer();
+  });
+  composerInput.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && !event.shiftKey && !event.altKey && !event.isComposing) {
+      event.preventDefault();
+      sendComposer();
+    }
+  });
+  noteToggle.addEventListener("change", renderComposerMode);
+  cannedSelect.addEventListener("change", insertCanned);
+  lockClaim.addEventListener("click", function () {
+    if (state.openId) claim(state.openId);
+  });
+  transferButton.addEventListener("click", openTransfer);
+  releaseButton.addEventListener("click", function () {
+    conversationAction("release", T.released);
+  });
+  closeButton.addEventListener("click", function () {
+    conversationAction("close", T.closed);
+  });
+  transferForm.addEventListener("submit", function (event) {
+    event.preventDefault();
+    submitTransfer();
+  });
+  transferCancel.addEventListener("click", function () {
+    transferDialog.close();
+  });
+  toDepartment.input.addEventListener("change", renderTransferKind);
+  toOperator.input.addEventListener("change", renderTransferKind);
+  log.addEventListener("scroll", function () {
+    if (nearBottom()) jumpButton.hidden = true;
+  });
+  jumpButton.addEventListener("click", function () {
+    scrollDown();
+    jumpButton.hidden = true;
+  });
+  document.addEventListener("keydown", function (event) {
+    // Alt+↑ / Alt+↓: previous / next conversation in the lists.
+    if (!state.working || !event.altKey || event.ctrlKey || event.metaKey) return;
+    if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+      event.preventDefault();
+      stepConversation(event.key === "ArrowDown" ? 1 : -1);
+    }
+  });
+  document.addEventListener("visibilitychange", function () {
+    if (!document.hidden && state.openId && state.unread[state.openId]) {
+      delete state.unread[state.openId];
+      renderLists();
+    }
+  });
+  window.addEventListener("hashchange", function () {
+    var id = idFromHash();
+    if (state.working && id && id !== state.openId) openConversation(id);
+  });
+  window.addEventListener("online", function () {
+    if (state.working && !state.ws) reconnectNow();
+  });
+
+  boot();
+
+  // --- session ---------------------------------------------------------------------------------
+  function boot() {
+    // The session cookie may still be valid; the CSRF token is not kept across reloads, so /me
+    // hands out the session's token again.
+    api("GET", "/me", null, { quiet401: true })
+      .then(function (data) {
+        if (!data.operator || !data.csrf_token) {
+          showLogin();
+          return;
+        }
+        state.csrf = data.csrf_token;
+        startWork(data.operator, data.status);
+      })
+      .catch(function (error) {
+        showLogin(error.status === 401 ? null : message(error));
+      });
+  }
+
+  function login() {
+    var name = loginInput.value.trim();
+    var password = passwordInput.value;
+    if (!name) {
+      loginInput.focus();
+      return;
+    }
+    if (!password) {
+      passwordInput.focus();
+      return;
+    }
+    loginSubmit.disabled = true;
+    loginSubmit.textContent = T.login_busy;
+    loginError.hidden = true;
+    api("POST", "/login", { login: name, password: password }, { quiet401: true })
+      .then(function (data) {
+        passwordInput.value = "";
+        state.csrf = data.csrf_token || null;
+        startWork(data.operator || { login: name }, data.status || "away");
+      })
+      .catch(function (error) {
+        var text;
+        if (error.status === 401) text = T.login_failed;
+        else if (error.status === 429) {
+          text = error.retryAfter
+            ? T.login_throttled.replace("{seconds}", error.retryAfter)
+            : T.login_throttled_short;
+        } else text = message(error);
+        showLoginError(text);
+        passwordInput.value = "";
+        passwordInput.focus();
+      })
+      .then(function () {
+        loginSubmit.disabled = false;
+        loginSubmit.textContent = T.login_submit;
+      });
+  }
+
+  function logout() {
+    var done = function () {
+      signedOut(null);
+    };
+    api("POST", "/logout", {}, { quiet401: true }).then(done, done);
+  }
+
+  function showLogin(text) {
+    workView.hidden = true;
+    loginView.hidden = false;
+    app.removeAttribute("aria-busy");
+    if (text) showLoginError(text);
+    else loginError.hidden = true;
+    (loginInput.value ? passwordInput : loginInput).focus();
+  }
+
+  function showLoginError(text) {
+    loginError.textContent = text;
+    loginError.hidden = false;
+  }
+
+  function signedOut(text) {
+    stopWork();
+    state.csrf = null;
+    state.me = null;
+    showLogin(text);
+  }
+
+  function startWork(operator, status) {
+    state.me = operator;
+    state.status = status === "online" ? "online" : "away";
+    state.working = true;
+    state.knownMine = null;
+    state.unread = {};
+    state.drafts = {};
+    meName.textContent = operator.name || operator.login || "";
+    meName.title = operator.login || "";
+    renderStatus();
+    loginView.hidden = true;
+    workView.hidden = false;
+    app.removeAttribute("aria-busy");
+    connect();
+    loadQueue();
+    state.pollTimer = setInterval(loadQueue, QUEUE_POLL_MS);
+    state.tickTimer = setInterval(tick, 1000);
+    var id = idFromHash();
+    if (id) openConversation(id);
+    else showPlaceholder();
+  }
+
+  function stopWork() {
+    state.working = false;
+    clearInterval(state.pollTimer);
+    clearInterval(state.tickTimer);
+    clearTimeout(state.queueTimer);
+    clearTimeout(state.reconnectTimer);
+    clearTimeout(state.offlineTimer);
+    state.reconnectTimer = null;
+    if (state.ws) {
+      var ws = state.ws;
+      state.ws = null;
+      ws.close(1000);
+    }
+    state.everConnected = false;
+    setIndicator("connecting");
+    if (transferDialog.open) transferDialog.close();
+    state.queue = [];
+    state.openId = null;
+    state.conv = null;
+    state.drafts = {};
+    state.unread = {};
+    // Nothing of this operator's work stays in the page for whoever signs in next.
+    log.textContent = "";
+    card.textContent = "";
+    historyList.textContent = "";
+    composerInput.value = "";
+    renderLists();
+    showPlaceholder();
+    updateTitle();
+  }
+
+  function toggleStatus() {
+    var next = state.status === "online" ? "away" : "online";
+    statusToggle.disabled = true;
+    api("POST", "/status", { status: next })
+      .then(function (data) {
+        state.status = data && data.status ? data.status : next;
+        renderStatus();
+      })
+      .catch(fail)
+      .then(function () {
+        statusToggle.disabled = false;
+      });
+  }
+
+  function renderStatus() {
+    var online = state.status === "online";
+    statusToggle.textContent = online ? T.status_online : T.status_away;
+    statusToggle.classList.toggle("online", online);
+    statusToggle.setAttribute("aria-pressed", online ? "true" : "false");
+    statusToggle.dataset.status = state.status;
+  }
+
+  // --- the HTTP API ----------------------------------------------------------------------------
+  function api(method, path, body, options) {
+    options = options || {};
+    var headers = { Accept: "application/json" };
+    var init = { method: method, headers: headers, credentials: "same-origin", cache: "no-store" };
+    if (method !== "GET") {
+      headers["Content-Type"] = "application/json";
+      if (state.csrf) headers["X-CSRF-Token"] = state.csrf;
+      init.body = JSON.stringify(body || {});
+    }
+    return fetch(API + path, init).then(
+      function (response) {
+        return response.text().then(function (text) {
+          var data = null;
+          try {
+            data = text ? JSON.parse(text) : null;
+          } catch (error) {
+            data = null;
+          }
+          if (response.ok) return data || {};
+          var error = apiError(response.status, data, response.headers.get("Retry-After"));
+          if (response.status === 401 && !options.quiet401) {
+            error.handled = true;
+            if (state.working) signedOut(T.session_expired);
+          } else if (response.status === 403 && isCsrfFailure(data) && state.working) {
+            error.handled = true;
+            signedOut(T.session_expired);
+          }
+          throw error;
+        });
+      },
+      function () {
+        throw apiError(0, null, null);
+      }
+    );
+  }
+
+  function apiError(status, data, retryAfter) {
+    var error = new Error("HTTP " + status);
+    error.status = status;
+    error.data = data;
+    error.retryAfter = retryAfter && /^\d+$/.test(retryAfter) ? retryAfter : null;
+    error.handled = false;
+    return error;
+  }
+
+  function isCsrfFailure(data) {
+    return !!data && /csrf/i.test(String(data.error || ""));
+  }
+
+  function message(error) {
+    switch (error.status) {
+      case 0:
+        return T.errors.network;
+      case 403:
+        return T.errors.forbidden;
+      case 404:
+        return T.errors.not_found;
+      case 409:
+        return T.errors.conflict;
+      case 429:
+        return T.errors.throttled;
+      default:
+        return T.errors.generic.replace("{status}", String(error.status));
+    }
+  }
+
+  function fail(error) {
+    if (error && error.handled) return;
+    if (error && typeof error.status === "number") showToast(message(error), true);
+    else {
+      showToast(T.errors.generic.replace("{status}", "JS"), true);
+      if (window.console) window.console.error(error);
+    }
+  }
+
+  function convPath(id, action) {
+    return "/conversations/" + encodeURIComponent(id) + (action ? "/" + action : "");
+  }
+
+  // --- the live events -------------------------------------------------------------------------
+  function connect() {
+    if (!state.working) return;
+    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    var ws;
+    try {
+      ws = new WebSocket(scheme + window.location.host + API + "/events");
+    } catch (error) {
+      scheduleReconnect();
+      return;
+    }
+    state.ws = ws;
+    ws.addEventListener("open", function () {
+      if (ws !== state.ws) return;
+      var recovering = state.everConnected;
+      state.attempt = 0;
+      state.everConnected = true;
+      setIndicator("online");
+      if (recovering) {
+        // Events may have been missed while we were away: catch up.
+        loadQueue();
+        if (state.openId && state.conv) refreshConversation(state.openId);
+      }
+    });
+    ws.addEventListener("message", function (event) {
+      if (ws !== state.ws) return;
+      var frame;
+      try {
+        frame = JSON.parse(event.data);
+      } catch (error) {
+        return;
+      }
+      if (frame && typeof frame === "object") onEvent(frame);
+    });
+    ws.addEventListener("close", function () {
+      if (ws !== state.ws) return;
+      state.ws = null;
+      setIndicator("offline");
+      scheduleReconnect();
+    });
+  }
+
+  function scheduleReconnect() {
+    if (!state.working || state.reconnectTimer) return;
+    var delay = Math.min(MAX_BACKOFF_MS, 500 * Math.pow(2, state.attempt));
+    delay = delay / 2 + Math.random() * (delay / 2); // spread reconnects after a restart
+    state.attempt += 1;
+    state.reconnectTimer = setTimeout(function () {
+      state.reconnectTimer = null;
+      connect();
+    }, delay);
+  }
+
+  function reconnectNow() {
+    clearTimeout(state.reconnectTimer);
+    state.reconnectTimer = null;
+    state.attempt = 0;
+    connect();
+  }
+
+  function setIndicator(mode) {
+    indicator.dataset.state = mode;
+    clearTimeout(state.offlineTimer);
+    if (mode === "offline") {
+      state.offlineTimer = setTimeout(function () {
+        if (indicator.dataset.state === "offline") indicator.hidden = false;
+      }, OFFLINE_GRACE_MS);
+    } else {
+      indicator.hidden = true;
+    }
+  }
+
+  function onEvent(frame) {
+    switch (frame.type) {
+      case "queue":
+        scheduleQueue();
+        break;
+      case "message":
+        onMessageEvent(frame.conversation_id, frame.message);
+        break;
+      case "conversation":
+        onConversationEvent(frame);
+        break;
+      case "note":
+        onNoteEvent(frame.conversation_id, frame.note);
+        break;
+    }
+  }
+
+  function onMessageEvent(id, entry) {
+    if (!id || !entry) return;
+    var item = findQueued(id);
+    if (item && entry.from !== "system") {
+      item.last_message = { from: entry.from, text: entry.text, at: entry.at };
+    }
+    if (id === state.openId) {
+      if (!state.conv) state.convBuffer.push(entry);
+      else appendEntry(entry);
+      if (document.hidden && entry.from === "customer") markUnread(id);
+    } else if (entry.from === "customer" && item && isMine(item)) {
+      markUnread(id);
+    }
+    renderLists();
+  }
+
+  function onNoteEvent(id, note) {
+    // A colleague's note, or our own (already shown from the answer to the POST).
+    if (!note || id !== state.openId || !state.conv) return;
+    if (!state.seenNotes[noteKey(note)]) appendNote(note);
+  }
+
+  function onConversationEvent(frame) {
+    var item = findQueued(frame.conversation_id);
+    if (item) {
+      if (frame.state) item.state = frame.state;
+      if ("operator" in frame) item.operator = frame.operator;
+    }
+    if (frame.conversation_id === state.openId && state.conv) {
+      if (frame.state) state.conv.state = frame.state;
+      if ("operator" in frame) state.conv.operator = frame.operator;
+      renderConversationState();
+    }
+    scheduleQueue();
+  }
+
+  // --- the queue and my conversations ----------------------------------------------------------
+  function scheduleQueue() {
+    clearTimeout(state.queueTimer);
+    state.queueTimer = setTimeout(loadQueue, QUEUE_DEBOUNCE_MS);
+  }
+
+  function loadQueue() {
+    if (!state.working) return;
+    if (state.queueLoading) {
+      state.queueAgain = true;
+      return;
+    }
+    state.queueLoading = true;
+    api("GET", "/queue")
+      .then(function (data) {
+        if (!state.working) return;
+        state.queue = Array.isArray(data.conversations) ? data.conversations : [];
+        state.queueFetchedAt = Date.now();
+        noticeAssignments();
+        renderLists();
+      })
+      .catch(function (error) {
+        if (error.status !== 0) fail(error); // offline: the indicator already says so
+      })
+      .then(function () {
+        state.queueLoading = false;
+        if (state.queueAgain) {
+          state.queueAgain = false;
+          loadQueue();
+        }
+      });
+  }
+
+  function noticeAssignments() {
+    var mine = {};
+    state.queue.forEach(function (item) {
+      if (isMine(item)) mine[item.conversation_id] = item;
+    });
+    if (state.knownMine) {
+      Object.keys(mine).forEach(function (id) {
+        if (!state.knownMine[id] && id !== state.openId && !state.claiming) {
+          markUnread(id);
+          showToast(T.assigned.replace("{who}", customerName(mine[id])), false);
+        }
+      });
+    }
+    state.knownMine = mine;
+  }
+
+  function isMine(item) {
+    return !!state.me && item.operator === state.me.login && item.state !== "closed";
+  }
+
+  function isWaiting(item) {
+    return !item.operator && item.state !== "closed";
+  }
+
+  function findQueued(id) {
+    for (var i = 0; i < state.queue.length; i++) {
+      if (state.queue[i].conversation_id === id) return state.queue[i];
+    }
+    return null;
+  }
+
+  function renderLists() {
+    var waiting = state.queue.filter(isWaiting);
+    var mine = state.queue.filter(isMine);
+    syncList(queueSection, waiting, true);
+    syncList(mineSection, mine, false);
+    updateTitle();
+  }
+
+  function syncList(section, items, claimable) {
+    // Keyed update: nodes are reused and moved only when the order changed, so a focused
+    // "Взять" button keeps its focus while the queue refreshes around it.
+    var list = section.list;
+    var keep = {};
+    items.forEach(function (item, index) {
+      var id = String(item.conversation_id);
+      keep[id] = true;
+      var node = section.nodes[id];
+      if (!node) {
+        node = buildItem(id, claimable, section.itemTestid);
+        section.nodes[id] = node;
+      }
+      fillItem(node, item, claimable);
+      var current = list.children[index];
+      if (current !== node.li) list.insertBefore(node.li, current || null);
+    });
+    Object.keys(section.nodes).forEach(function (id) {
+      if (!keep[id]) {
+        section.nodes[id].li.remove();
+        delete section.nodes[id];
+      }
+    });
+    section.count.textContent = items.length ? String(items.length) : "";
+    section.empty.hidden = items.length > 0;
+  }
+
+  function buildItem(id, claimable, itemTestid) {
+    var li = el("li", "item");
+    testid(li, itemTestid);
+    li.dataset.conversationId = id;
+    var open = el("button", "item-open");
+    open.type = "button";
+    var top = el("span", "item-top");
+    var channel = el("span", "chan");
+    var who = el("span", "who");
+    var time = el("span", "time");
+    top.append(channel, who, time);
+    var dept = el("span", "dept");
+    var preview = el("span", "preview");
+    open.append(top, dept, preview);
+    open.addEventListener("click", function () {
+      openConversation(id);
+    });
+    li.append(open);
+    var claimButton = null;
+    if (claimable) {
+      claimButton = el("button", "claim", T.claim);
+      claimButton.type = "button";
+      testid(claimButton, "claim-button");
+      claimButton.addEventListener("click", function () {
+        claim(id);
+      });
+      li.append(claimButton);
+    }
+    return {
+      li: li,
+      open: open,
+      channel: channel,
+      who: who,
+      time: time,
+      dept: dept,
+      preview: preview,
+      claim: claimButton,
+      item: null,
+    };
+  }
+
+  function fillItem(node, item, claimable) {
+    node.item = item;
+    var id = node.li.dataset.conversationId;
+    setText(node.channel, channelLabel(item.channel));
+    node.channel.className = "chan chan-" + safeClass(item.channel);
+    setText(node.who, customerName(item));
+    setText(node.dept, departmentLabel(item.department));
+    var last = item.last_message;
+    var previewText = "";
+    if (last) {
+      previewText = (T.preview_from[last.from] || "") + (last.text || T.attachment);
+    }
+    setText(node.preview, previewText || T.no_messages);
+    node.preview.classList.toggle("muted", !previewText);
+    if (claimable) {
+      node.claim.setAttribute("aria-label", T.claim + ": " + customerName(item));
+      node.time.title = T.waiting;
+      renderWait(node);
+    } else {
+      setText(node.time, last ? timeOf(last.at) : "");
+      node.time.className = "time";
+    }
+    node.li.classList.toggle("active", id === state.openId);
+    node.li.classList.toggle("unread", !!state.unread[id]);
+    if (id === state.openId) node.open.setAttribute("aria-current", "true");
+    else node.open.removeAttribute("aria-current");
+  }
+
+  function renderWait(node) {
+    var seconds = waitingSeconds(node.item);
+    setText(node.time, clock(seconds));
+    node.time.className =
+      "time wait" + (seconds >= WAIT_ALERT_S ? " alert" : seconds >= WAIT_WARN_S ? " warn" : "");
+  }
+
+  function waitingSeconds(item) {
+    var base = Number(item.waiting_seconds) || 0;
+    return Math.max(0, Math.floor(base + (Date.now() - state.queueFetchedAt) / 1000));
+  }
+
+  function tick() {
+    Object.keys(queueSection.nodes).forEach(function (id) {
+      renderWait(queueSection.nodes[id]);
+    });
+  }
+
+  function stepConversation(direction) {
+    var ids = [];
+    [queueSection, mineSection].forEach(function (section) {
+      for (var i = 0; i < section.list.children.length; i++) {
+        ids.push(section.list.children[i].dataset.conversationId);
+      }
+    });
+    if (!ids.length) return;
+    var index = ids.indexOf(state.openId);
+    var next = index < 0 ? (direction > 0 ? 0 : ids.length - 1) : index + direction;
+    if (next < 0 || next >= ids.length) return;
+    openConversation(ids[next]);
+    var target = mineSection.nodes[ids[next]] || queueSection.nodes[ids[next]];
+    if (target) target.open.focus();
+  }
+
+  function markUnread(id) {
+    state.unread[id] = (state.unread[id] || 0) + 1;
+  }
+
+  function updateTitle() {
+    var count = Object.keys(state.unread).length;
+    document.title = (count ? "(" + count + ") " : "") + T.title;
+  }
+
+  function claim(id) {
+    state.claiming = true;
+    api("POST", convPath(id, "claim"), {})
+      .then(function () {
+        var item = findQueued(id);
+        if (item) {
+          item.state = "operator";
+          item.operator = state.me.login;
+        }
+        if (state.knownMine) state.knownMine[id] = item || true;
+        if (state.openId === id && state.conv) {
+          state.conv.state = "operator";
+          state.conv.operator = state.me.login;
+          renderConversationState();
+          composerInput.focus();
+        } else {
+          openConversation(id, true);
+        }
+        renderLists();
+        loadQueue();
+        showToast(T.claimed, false);
+      })
+      .catch(function (error) {
+        fail(error);
+        loadQueue();
+        if (state.openId === id) refreshConversation(id);
+      })
+      .then(function () {
+        state.claiming = false;
+      });
+  }
+
+  // --- the open conversation -------------------------------------------------------------------
+  function openConversation(id, focusComposer) {
+    if (!state.working) return;
+    if (id === state.openId && state.conv) {
+      if (focusComposer) focusConversation();
+      return;
+    }
+    if (state.openId && state.conv) state.drafts[state.openId] = composerInput.value;
+    state.openId = id;
+    state.conv = null;
+    state.convBuffer = [];
+    state.seen = {};
+    state.seenNotes = {};
+    delete state.unread[id];
+    setHash(id);
+    placeholder.hidden = false;
+    placeholder.textContent = T.loading;
+    convPane.hidden = true;
+    side.hidden = true;
+    renderLists();
+    api("GET", convPath(id))
+      .then(function (data) {
+        if (state.openId !== id) return; // another one was picked meanwhile
+        state.conv = data;
+        renderConversation();
+        var buffered = state.convBuffer;
+        state.convBuffer = [];
+        buffered.forEach(appendEntry);
+        if (focusComposer) focusConversation();
+      })
+      .catch(function (error) {
+        if (state.openId !== id) return;
+        fail(error);
+        state.openId = null;
+        setHash(null);
+        showPlaceholder();
+        renderLists();
+      });
+  }
+
+  function focusConversation() {
+    if (!composerInput.disabled) composerInput.focus();
+    else if (!lockBar.hidden && !lockClaim.hidden) lockClaim.focus();
+  }
+
+  function refreshConversation(id) {
+    // Catch up without redrawing: only what is not on screen yet is added.
+    api("GET", convPath(id))
+      .then(function (data) {
+        if (state.openId !== id || !state.conv) return;
+        var conv = state.conv;
+        ["state", "operator", "department", "card", "history", "canned"].forEach(function (key) {
+          if (key in data) conv[key] = data[key];
+        });
+        (data.notes || []).forEach(function (note) {
+          if (!state.seenNotes[noteKey(note)]) appendNote(note);
+        });
+        (data.messages || []).forEach(appendEntry);
+        renderConversationState();
+        renderCanned();
+        renderCard();
+        renderHistory();
+      })
+      .catch(fail);
+  }
+
+  function showPlaceholder() {
+    placeholder.textContent = T.pick_conversation;
+    placeholder.hidden = false;
+    convPane.hidden = true;
+    side.hidden = true;
+  }
+
+  function renderConversation() {
+    placeholder.hidden = true;
+    convPane.hidden = false;
+    side.hidden = false;
+    log.textContent = "";
+    jumpButton.hidden = true;
+    var conv = state.conv;
+    var notes = (conv.notes || []).slice().sort(function (a, b) {
+      return stamp(a.at) - stamp(b.at);
+    });
+    var n = 0;
+    (conv.messages || []).forEach(function (entry) {
+      while (n < notes.length && stamp(notes[n].at) <= stamp(entry.at)) appendNote(notes[n++]);
+      appendEntry(entry, true);
+    });
+    while (n < notes.length) appendNote(notes[n++]);
+    noteToggle.checked = false;
+    composerInput.value = state.drafts[state.openId] || "";
+    delete state.drafts[state.openId];
+    renderConversationState();
+    renderComposerMode();
+    renderCanned();
+    renderCard();
+    renderHistory();
+    scrollDown();
+  }
+
+  function renderConversationState() {
+    var conv = state.conv;
+    if (!conv) return;
+    var item = findQueued(state.openId);
+    var cardData = conv.card || null;
+    setText(
+      convTitle,
+      (cardData && cardData.holder_name) || (item && customerName(item)) || T.anonymous
+    );
+    var meta = [];
+    var contract =
+      (cardData && cardData.contract) || (item && item.customer && item.customer.contract);
+    if (contract) meta.push(T.card.contract + " " + contract);
+    meta.push(channelLabel(conv.channel));
+    if (conv.department) meta.push(departmentLabel(conv.department));
+    var stateText = T.states[conv.state] || conv.state || "";
+    if (conv.state === "operator" && conv.operator) stateText += ": " + conv.operator;
+    if (stateText) meta.push(stateText);
+    setText(convMeta, meta.join(" · "));
+
+    var mine = isOwn(conv);
+    transferButton.disabled = !mine;
+    releaseButton.disabled = !mine;
+    closeButton.disabled = !mine;
+    composerInput.disabled = !mine;
+    composerSend.disabled = !mine;
+    cannedSelect.disabled = !mine;
+    noteToggle.disabled = !mine;
+    composer.classList.toggle("locked", !mine);
+    lockBar.hidden = mine;
+    if (!mine) {
+      var text;
+      if (conv.state === "closed") text = T.locked_closed;
+      else if (conv.state === "operator" && conv.operator) {
+        text = T.locked_other.replace("{operator}", conv.operator);
+      } else if (conv.state === "bot") text = T.locked_bot;
+      else text = T.locked_queued;
+      lockText.textContent = text;
+      lockClaim.hidden = conv.state === "closed";
+    }
+    if (!mine && transferDialog.open) transferDialog.close();
+  }
+
+  function isOwn(conv) {
+    return !!state.me && conv.state === "operator" && conv.operator === state.me.login;
+  }
+
+  function appendEntry(entry, quiet) {
+    if (!entry) return;
+    if (entry.id !== undefined && entry.id !== null) {
+      if (state.seen[entry.id]) return;
+      state.seen[entry.id] = true;
+    }
+    if (entry.from === "note" || entry.kind === "note") {
+      appendNote({ author: entry.author || entry.operator, text: entry.text, at: entry.at });
+      return;
+    }
+    var stick = quiet || nearBottom();
+    log.appendChild(renderEntry(entry));
+    if (stick) scrollDown();
+    else jumpButton.hidden = false;
+  }
+
+  function renderEntry(entry) {
+    var from = T.from[entry.from] ? entry.from : "system";
+    var node = el("div", "msg from-" + from);
+    testid(node, "message");
+    node.dataset.from = from;
+    if (entry.id !== undefined && entry.id !== null) node.dataset.id = String(entry.id);
+    var meta = el("div", "meta");
+    var who = T.from[from];
+    var author = entry.author || entry.operator_name || null;
+    if (from === "operator" && typeof author === "string" && author) who += " · " + author;
+    meta.append(el("span", "who", who), timeNode(entry.at));
+    var text = el("div", "text", entry.text ? String(entry.text) : T.attachment);
+    if (!entry.text) text.classList.add("muted");
+    node.append(meta, text);
+    if (Array.isArray(entry.buttons) && entry.buttons.length) {
+      var chips = el("div", "chips");
+      entry.buttons.forEach(function (b) {
+        var chip = el("button", "chip", b && b.title ? String(b.title) : "");
+        chip.type = "button";
+        chip.disabled = true;
+        chips.appendChild(chip);
+      });
+      node.appendChild(chips);
+    }
+    return node;
+  }
+
+  function appendNote(note) {
+    state.seenNotes[noteKey(note)] = true;
+    var stick = nearBottom();
+    var node = el("div", "msg note");
+    testid(node, "note");
+    node.dataset.from = "note";
+    var meta = el("div", "meta");
+    var label = T.note + (note.author ? " · " + note.author : "");
+    meta.append(el("span", "who", label), timeNode(note.at));
+    node.append(meta, el("div", "text", note.text ? String(note.text) : ""));
+    log.appendChild(node);
+    if (stick) scrollDown();
+  }
+
+  function noteKey(note) {
+    return [note.author || "", note.at || "", note.text || ""].join("\u0000");
+  }
+
+  function renderComposerMode() {
+    var note = noteToggle.checked;
+    composer.classList.toggle("note-mode", note);
+    composerInput.placeholder = note ? T.note_placeholder : T.composer_placeholder;
+    composerSend.textContent = note ? T.save_note : T.send;
+  }
+
+  function renderCanned() {
+    var canned = (state.conv && state.conv.canned) || [];
+    cannedSelect.textContent = "";
+    var first = el("option", null, T.canned_placeholder);
+    first.value = "";
+    cannedSelect.appendChild(first);
+    canned.forEach(function (item, index) {
+      var option = el("option", null, String(item.title || item.text || ""));
+      option.value = String(index);
+      cannedSelect.appendChild(option);
+    });
+    cannedSelect.hidden = canned.length === 0;
+  }
+
+  function insertCanned() {
+    var canned = (state.conv && state.conv.canned) || [];
+    var item = canned[Number(cannedSelect.value)];
+    cannedSelect.value = "";
+    if (!item || composerInput.disabled) return;
+    var start = composerInput.selectionStart;
+    var end = composerInput.selectionEnd;
+    composerInput.setRangeText(String(item.text || ""), start, end, "end");
+    composerInput.focus();
+  }
+
+  function sendComposer() {
+    var conv = state.conv;
+    var id = state.openId;
+    var text = composerInput.value.trim();
+    if (!conv || !text || composerInput.disabled) return;
+    var note = noteToggle.checked;
+    composerInput.value = "";
+    var request = note
+      ? api("POST", convPath(id, "notes"), { text: text }).then(function (data) {
+          if (state.openId !== id) return;
+          var saved = data.note || { author: state.me.login, text: text, at: nowIso() };
+          if (!state.seenNotes[noteKey(saved)]) appendNote(saved);
+          scrollDown();
+          noteToggle.checked = false;
+          renderComposerMode();
+        })
+      : api("POST", convPath(id, "messages"), { text: text }).then(function (data) {
+          if (state.openId !== id) return;
+          if (data.message) appendEntry(data.message);
+          scrollDown();
+        });
+    request.catch(function (error) {
+      if (state.openId === id && !error.handled) {
+        // Nothing typed is lost: the text goes back into the box.
+        composerInput.value = composerInput.value ? text + "\n" + composerInput.value : text;
+        showToast(T.not_sent + " " + message(error), true);
+        if (error.status === 409) refreshConversation(id);
+      }
+    });
+  }
+
+  function conversationAction(action, done) {
+    var id = state.openId;
+    if (!id || !state.conv || !isOwn(state.conv)) return;
+    releaseButton.disabled = closeButton.disabled = transferButton.disabled = true;
+    api("POST", convPath(id, action), {})
+      .then(function () {
+        showToast(done, false);
+        if (state.knownMine) delete state.knownMine[id];
+      })
+      .catch(fail)
+      .then(function () {
+        renderConversationState(); // the buttons again, whatever happened
+        loadQueue();
+        if (state.openId === id) refreshConversation(id);
+      });
+  }
+
+  // --- transfer --------------------------------------------------------------------------------
+  function openTransfer() {
+    if (!state.conv || !isOwn(state.conv)) return;
+    var names = DEPARTMENTS.slice();
+    ((state.me && state.me.departments) || []).concat([state.conv.department]).forEach(
+      function (name) {
+        if (name && names.indexOf(name) < 0) names.push(name);
+      }
+    );
+    transferDepartment.textContent = "";
+    names.forEach(function (name) {
+      var option = el("option", null, departmentLabel(name));
+      option.value = name;
+      transferDepartment.appendChild(option);
+    });
+    transferDepartment.value = state.conv.department || names[0];
+    toDepartment.input.checked = true;
+    transferOperator.value = "";
+    transferNote.value = "";
+    transferError.hidden = true;
+    renderTransferKind();
+    transferDialog.showModal();
+    transferDepartment.focus();
+  }
+
+  function renderTransferKind() {
+    var toOp = toOperator.input.checked;
+    transferDepartmentField.hidden = toOp;
+    transferOperatorField.hidden = !toOp;
+    transferOperator.required = toOp;
+  }
+
+  function submitTransfer() {
+    var id = state.openId;
+    if (!id) return;
+    var body = {};
+    if (toOperator.input.checked) {
+      var login = transferOperator.value.trim();
+      if (!login) {
+        transferOperator.focus();
+        return;
+      }
+      body.to_operator = login;
+    } else {
+      body.to_department = transferDepartment.value;
+    }
+    var note = transferNote.value.trim();
+    if (note) body.note = note;
+    transferSubmit.disabled = true;
+    transferError.hidden = true;
+    api("POST", convPath(id, "transfer"), body)
+      .then(function () {
+        transferDialog.close();
+        showToast(T.transferred, false);
+        if (state.knownMine) delete state.knownMine[id];
+        loadQueue();
+        if (state.openId === id) refreshConversation(id);
+      })
+      .catch(function (error) {
+        if (error.handled) return;
+        transferError.textContent = message(error);
+        transferError.hidden = false;
+      })
+      .then(function () {
+        transferSubmit.disabled = false;
+      });
+  }
+
+  // --- the customer --------------------------------------------------------------------------
+  function renderCard() {
+    var data = state.conv && state.conv.card;
+    card.textContent = "";
+    card.appendChild(el("h2", null, T.customer));
+    if (!data) {
+      card.appendChild(el("p", "muted", T.customer_unknown));
+      return;
+    }
+    var list = el("dl", "facts");
+    row(list, "contract", T.card.contract, data.contract);
+    row(list, "holder_name", T.card.holder_name, data.holder_name);
+    if (data.tariff) {
+      var tariff = String(data.tariff.name || "");
+      if (data.tariff.price !== undefined && data.tariff.price !== null) {
+        tariff += (tariff ? " · " : "") + money(data.tariff.price) + T.per_month;
+      }
+      row(list, "tariff", T.card.tariff, tariff);
+    }
+    var balance = row(list, "balance", T.card.balance, money(data.balance));
+    if (balance && Number(data.balance) < 0) balance.classList.add("negative");
+    row(list, "next_charge_date", T.card.next_charge_date, dateOf(data.next_charge_date));
+    row(list, "bonus_points", T.card.bonus_points, data.bonus_points);
+    var status = data.status ? T.account_status[data.status] || data.status : null;
+    var statusNode = row(list, "status", T.card.status, status);
+    if (statusNode && data.status && data.status !== "active") statusNode.classList.add("warn");
+    row(list, "city", T.card.city, data.city);
+    row(list, "address", T.card.address, data.address);
+    card.appendChild(list);
+  }
+
+  function row(list, key, label, value) {
+    if (value === undefined || value === null || value === "") return null;
+    var dd = el("dd", null, String(value));
+    dd.dataset.field = key;
+    list.append(el("dt", null, label), dd);
+    return dd;
+  }
+
+  function renderHistory() {
+    var items = (state.conv && state.conv.history) || [];
+    historyList.textContent = "";
+    if (!items.length) {
+      historyList.appendChild(el("li", "muted", T.history_empty));
+      return;
+    }
+    items.forEach(function (past) {
+      var li = el("li", "past");
+      testid(li, "history-item");
+      li.dataset.conversationId = String(past.conversation_id || "");
+      var details = el("details");
+      var summary = el("summary");
+      var messages = Array.isArray(past.messages) ? past.messages : [];
+      summary.append(
+        el("span", "chan chan-" + safeClass(past.channel), channelLabel(past.channel)),
+        el("span", "date", dateTimeOf(past.started_at)),
+        el("span", "count", messages.length + " " + T.history_messages)
+      );
+      var transcript = el("div", "transcript");
+      details.append(summary, transcript);
+      details.addEventListener("toggle", function () {
+        if (!details.open || transcript.childNodes.length) return;
+        if (!messages.length) transcript.appendChild(el("p", "muted", T.no_messages));
+        messages.forEach(function (entry) {
+          transcript.appendChild(renderEntry(entry));
+        });
+      });
+      li.appendChild(details);
+      historyList.appendChild(li);
+    });
+  }
+
+  // --- little helpers --------------------------------------------------------------------------
+  function showToast(text, isError) {
+    toast.textContent = text;
+    toast.classList.toggle("error", !!isError);
+    toast.hidden = false;
+    clearTimeout(state.toastTimer);
+    state.toastTimer = setTimeout(function () {
+      toast.hidden = true;
+    }, isError ? 8000 : 4000);
+  }
+
+  function customerName(item) {
+    var customer = item.customer || {};
+    return customer.name || customer.contract || T.anonymous;
+  }
+
+  function channelLabel(channel) {
+    return T.channels[channel] || String(channel || "?");
+  }
+
+  function departmentLabel(name) {
+    return T.departments[name] || String(name || "");
+  }
+
+  function safeClass(value) {
+    return String(value || "other").replace(/[^a-z0-9_-]/gi, "");
+  }
+
+  function money(value) {
+    var number = Number(value);
+    if (value === null || value === undefined || value === "" || !isFinite(number)) return null;
+    try {
+      return new Intl.NumberFormat("ru-RU", { style: "currency", currency: "RUB" }).format(number);
+    } catch (error) {
+      return number.toFixed(2) + " ₽";
+    }
+  }
+
+  function clock(seconds) {
+    var minutes = Math.floor(seconds / 60);
+    var rest = seconds % 60;
+    return (minutes < 10 ? "0" : "") + minutes + ":" + (rest < 10 ? "0" : "") + rest;
+  }
+
+  function stamp(at) {
+    var time = at ? new Date(at).getTime() : NaN;
+    return isNaN(time) ? 0 : time;
+  }
+
+  function nowIso() {
+    return new Date().toISOString();
+  }
+
+  function timeOf(at) {
+    var time = stamp(at);
+    if (!time) return "";
+    return new Date(time).toLocaleTimeString("ru-RU", { hour: "2-digit", minute: "2-digit" });
+  }
+
+  function dateTimeOf(at) {
+    var time = stamp(at);
+    if (!time) return "";
+    return new Date(time).toLocaleString("ru-RU", {
+      day: "2-digit",
+      month: "2-digit",
+      year: "numeric",
+      hour: "2-digit",
+      minute: "2-digit",
+    });
+  }
+
+  function dateOf(value) {
+    // "2026-03-15" is a calendar date: shown as is, not shifted by the browser's time zone.
+    var match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(String(value || ""));
+    return match ? match[3] + "." + match[2] + "." + match[1] : null;
+  }
+
+  function timeNode(at) {
+    var node = el("time", "at", timeOf(at));
+    if (stamp(at)) {
+      node.dateTime = new Date(stamp(at)).toISOString();
+      node.title = dateTimeOf(at);
+    }
+    return node;
+  }
+
+  function nearBottom() {
+    return log.scrollHeight - log.scrollTop - log.clientHeight < NEAR_BOTTOM_PX;
+  }
+
+  function scrollDown() {
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function idFromHash() {
+    var raw = window.location.hash.replace(/^#/, "");
+    if (!raw) return null;
+    try {
+      return decodeURIComponent(raw);
+    } catch (error) {
+      return null;
+    }
+  }
+
+  function setHash(id) {
+    var target = id ? "#" + encodeURIComponent(id) : window.location.pathname;
+    if (window.history && window.history.replaceState) window.history.replaceState(null, "", target);
+  }
+
+  function setText(node, text) {
+    if (node.textContent !== text) node.textContent = text;
+  }
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = text;
+    return node;
+  }
+
+  function testid(node, value) {
+    node.setAttribute("data-testid", value);
+  }
+
+  function button(text, id) {
+    var node = el("button", null, text);
+    node.type = "button";
+    testid(node, id);
+    return node;
+  }
+
+  function input(type, id, name) {
+    var node = el("input");
+    node.type = type;
+    node.id = id;
+    node.name = name;
+    testid(node, id);
+    return node;
+  }
+
+  function field(labelText, control) {
+    var wrap = el("div", "field");
+    var label = el("label", null, labelText);
+    label.htmlFor = control.id;
+    wrap.append(label, control);
+    return wrap;
+  }
+
+  function radio(name, value, labelText, checked) {
+    var node = el("input");
+    node.type = "radio";
+    node.name = name;
+    node.value = value;
+    node.checked = checked;
+    var label = el("label", "radio");
+    label.append(node, document.createTextNode(" " + labelText));
+    return { input: node, label: label };
+  }
+
+  function listSection(title, listTestid, emptyText) {
+    var section = el("section", "list-section");
+    var heading = el("h2");
+    var count = el("span", "count");
+    heading.append(document.createTextNode(title + " "), count);
+    var list = el("ul", "items");
+    testid(list, listTestid);
+    list.setAttribute("aria-label", title);
+    var empty = el("p", "empty", emptyText);
+    section.append(heading, list, empty);
+    return {
+      section: section,
+      list: list,
+      count: count,
+      empty: empty,
+      nodes: {},
+      itemTestid: listTestid === "queue-list" ? "queue-item" : "my-item",
+    };
+  }
+})();
