@@ -10,7 +10,7 @@ from aiohttp import web
 from bot.channels.rest import RestChannel
 from bot.config import Settings
 from bot.handoff.api import OperatorApi
-from bot.handoff.auth import setup_operator_auth
+from bot.handoff.auth import STATUS_OF, setup_operator_auth
 from bot.handoff.console_routes import add_console_routes
 from bot.http import json_response
 from bot.openapi import openapi_document
@@ -72,6 +72,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> web.A
     for channel in built.channels.values():
         channel.routes(app)
     setup_operator_auth(app, built.operators, close_store=False)  # closed with the services
+    app[STATUS_OF] = lambda login: "online" if built.handoff.is_online(login) else "away"
     OperatorApi(
         service=built.handoff,
         store=built.store,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 import json
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,6 +22,8 @@ from bot.handoff.operators import LoginThrottled, Operator, OperatorError, Opera
 from bot.http import json_response
 
 OPERATORS = web.AppKey("operators", OperatorStore)
+# Presence lives in the handoff service; /me reports it so a reloaded console shows the truth.
+STATUS_OF: web.AppKey[Callable[[str], str]] = web.AppKey("operator_status_of")
 
 SESSION_COOKIE = "op_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -196,8 +198,14 @@ async def me(request: web.Request) -> web.Response:
     """Who is logged in, and the CSRF token again (a reloaded console page has lost it)."""
     await authorized(request, write=False)
     session = await current_session(request)
+    status_of = request.app.get(STATUS_OF)
+    status = status_of(session.operator.login) if status_of else "away"
     response = json_response(
-        {"operator": session.operator.as_json(), "csrf_token": session.csrf_token}
+        {
+            "operator": session.operator.as_json(),
+            "csrf_token": session.csrf_token,
+            "status": status,
+        }
     )
     response.headers.update(_NO_STORE)
     return response

@@ -189,7 +189,9 @@ async def test_online_operator_gets_chats_automatically_and_timeouts_return_them
     say: Say, operators: list[OperatorClient], services: Services
 ) -> None:
     anna = operators[0]
+    assert (await anna.get("/api/v1/operator/me"))["status"] == "away"  # a fresh login
     assert (await anna.post("/api/v1/operator/status", {"status": "online"}))[0] == 200
+    assert (await anna.get("/api/v1/operator/me"))["status"] == "online"
     await to_people(say, "c-6")
     await services.handoff.assign_waiting()
     entry = await services.store.queue_get("rest:c-6:c-6")
