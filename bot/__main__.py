@@ -1,4 +1,4 @@
-"""Command line: ``python -m bot run | chat | nlu predict | nlu eval``."""
+"""Command line: ``python -m bot run | chat | nlu predict | nlu eval | operators …``."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from aiohttp import web
 from bot.catalog.csv_rows import CatalogError
 from bot.config import ConfigError, Settings
 from bot.dialog.flows import FlowError
+from bot.handoff.operators import add_operator_commands
 from bot.i18n import LocaleError
 from bot.intents.classifier import LinearIntentClassifier, TrainingDataError
 from bot.intents.names import INTENTS
@@ -72,6 +73,8 @@ async def _serve(app: web.Application, settings: Settings) -> None:
         base = f"http://{settings.host}:{settings.port}"
         print(f"Gateway on {base} (catalog: {settings.data_dir}, store: {settings.sqlite_path})")
         for path, what in (
+            ("/", "demo page with the chat widget"),
+            ("/operator/", "operator console"),
             ("/api/v1/messages", "REST channel (POST)"),
             ("/api/v1/openapi.json", "OpenAPI description"),
             ("/healthz", "health"),
@@ -247,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--train", help="train the same pipeline on this TSV instead of flows/")
     ev.add_argument("--data", help="catalog directory")
     ev.set_defaults(func=cmd_nlu_eval)
+    add_operator_commands(sub)  # operators add | list | passwd | disable | enable | remove
     return parser
 
 

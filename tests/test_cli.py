@@ -681,3 +681,19 @@ def test_run_refuses_a_broken_catalog(tmp_path: Path) -> None:
     assert "price_rub" in done.stderr
     assert "abc" in done.stderr
     assert "http://" not in done.stdout  # no URLs: nothing is served
+
+
+def test_operators_add_reads_the_password_from_stdin(tmp_path: Path) -> None:
+    var = tmp_path / "var"
+    added = bot(
+        "operators", "add", "ivan", "--name", "Иван", "--departments", "billing,technical",
+        var_dir=var, stdin="a long enough password\n",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert "a long enough password" not in added.stdout + added.stderr
+    listed = bot("operators", "list", var_dir=var)
+    assert "ivan" in listed.stdout
+    assert "billing,technical" in listed.stdout
+    weak = bot("operators", "add", "petr", var_dir=var, stdin="short\n")
+    assert weak.returncode != 0
+    assert "petr" not in bot("operators", "list", var_dir=var).stdout
