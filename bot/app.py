@@ -41,7 +41,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = request.app[SERVICES].metrics.render()
+    services = request.app[SERVICES]
+    await services.handoff.refresh_metrics()
+    body = services.metrics.render()
     return web.Response(text=body, content_type="text/plain", charset="utf-8")
 
 

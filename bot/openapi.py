@@ -50,6 +50,35 @@ def _webhook(summary: str, authenticity: str) -> dict[str, Any]:
     }
 
 
+def _operator_paths() -> dict[str, Any]:
+    """The operator API (session cookie from login; X-CSRF-Token on every POST)."""
+    base = "/api/v1/operator"
+    conv = f"{base}/conversations/{{conversation_id}}"
+    simple = {
+        f"{base}/login": ("post", "Log in: sets an HttpOnly SameSite cookie, returns csrf_token"),
+        f"{base}/logout": ("post", "Log out"),
+        f"{base}/me": ("get", "The operator, csrf_token and presence"),
+        f"{base}/status": ("post", "Presence: online (gets chats assigned) or away"),
+        f"{base}/queue": ("get", "Conversations with people, oldest first"),
+        f"{base}/events": ("get", "WebSocket of queue and message events"),
+        conv: ("get", "Transcript, notes, customer card, history, canned answers"),
+        f"{conv}/claim": ("post", "Take the conversation; 409 if someone else has it"),
+        f"{conv}/messages": ("post", "Reply through the customer's own channel"),
+        f"{conv}/notes": ("post", "Internal note, never shown to the customer"),
+        f"{conv}/transfer": ("post", "To an operator or a department, with a note"),
+        f"{conv}/release": ("post", "Back to the bot"),
+        f"{conv}/close": ("post", "End; the customer is asked for a 1-5 rating"),
+    }
+    return {
+        path: {method: {"summary": summary, "responses": {
+            "200": {"description": "done"}, "401": {"description": "no session"},
+            "403": {"description": "CSRF token or origin refused"},
+            "409": {"description": "another operator has the conversation"},
+        }}}
+        for path, (method, summary) in simple.items()
+    }  # fmt: skip
+
+
 def openapi_document() -> dict[str, Any]:
     return {
         "openapi": "3.0.3",
@@ -241,6 +270,7 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            **_operator_paths(),
             "/api/v1/openapi.json": {
                 "get": {
                     "summary": "This document",

@@ -413,6 +413,10 @@ class HandoffService:
             raise HandoffError("no such conversation", 404)
         return conversation
 
+    async def refresh_metrics(self) -> None:
+        """Queue lengths as of now (for a /metrics scrape between ticks)."""
+        self._metrics_snapshot(await self._store.queue_entries())
+
     def _metrics_snapshot(self, entries: Sequence[QueueEntry]) -> None:
         waiting: dict[str, int] = {name: 0 for name in self.config.departments}
         for e in entries:

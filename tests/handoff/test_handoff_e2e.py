@@ -1,11 +1,12 @@
 """The handoff end to end in headless Chromium: a customer in the website widget asks for a person,
 an operator signs in to the console in a second browser context, takes the chat, both write to
 each other live, the operator hands the chat back and the bot answers again. The real
-application on a real port; screenshots of both sides land in test-artifacts/ for people."""
+application on a real port; screenshots land in test-artifacts/ for people to look at."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,14 +29,14 @@ BROWSER_ARGS = [
 ]  # fmt: skip
 ARTIFACTS = ROOT / "test-artifacts"
 PASSWORD = "correct horse battery"
-WAIT = 15_000  # ms, for every expectation: generous for a slow CI machine, instant when it works
-# Expected in the console's log: the first GET /me before signing in answers 401.
-EXPECTED_ERRORS = re.compile(r"status of 401")
+CONTRACT = "380300112233"  # a demo account in Bratsk
+WAIT = 15_000  # ms for every expectation: room for a slow machine, instant when all is well
+EXPECTED_ERRORS = re.compile(r"status of 401")  # the console's first GET /me, before signing in
 
 
 @pytest.fixture
 async def live(settings: Settings, demo_nlu: Nlu) -> AsyncIterator[tuple[str, Services]]:
-    """The real application (the widget channel comes from the registry) on a free port."""
+    """The real application on a free port; the widget channel comes from the registry."""
     services = build_services(settings, nlu=demo_nlu)
     await services.start()
     await services.operators.add(
@@ -52,19 +53,32 @@ async def live(settings: Settings, demo_nlu: Nlu) -> AsyncIterator[tuple[str, Se
     await services.close()
 
 
+def sms_code(settings: Settings) -> str:
+    """The one-time code the demo notifier 'sent' to the customer's phone."""
+    folder = settings.var_dir / "notifications"
+    [sms] = folder.glob("*.sms.json")
+    match = re.search(r"\b(\d{6})\b", json.loads(sms.read_text(encoding="utf-8"))["text"])
+    assert match, sms
+    return match.group(1)
+
+
 @pytest.mark.skipif(
     not CHROMIUM.exists() or not HAVE_PLAYWRIGHT,
     reason="needs Debian's chromium at /usr/bin/chromium and the playwright package "
     "(scripts/system-deps.sh and the dev extras install both)",
 )
 async def test_customer_and_operator_talk_then_the_bot_takes_over_again(
-    live: tuple[str, Services],
+    live: tuple[str, Services], settings: Settings
 ) -> None:
     from playwright.async_api import Page, async_playwright, expect
 
-    base, _ = live
+    base, services = live
+    account = await services.billing.account(CONTRACT)
+    assert account is not None
     ARTIFACTS.mkdir(exist_ok=True)
     problems: list[str] = []
+    sockets: dict[str, list[str]] = {"widget": [], "console": []}
+    loads: dict[str, list[str]] = {"widget": [], "console": []}
 
     def watch(page: Page, who: str) -> None:
         page.on("pageerror", lambda exc: problems.append(f"{who}: {exc}"))
@@ -76,33 +90,49 @@ async def test_customer_and_operator_talk_then_the_bot_takes_over_again(
                 else None
             ),
         )
+        page.on("websocket", lambda ws: sockets[who].append(ws.url))
+        page.on("load", lambda p: loads[who].append(p.url))
 
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
         try:
-            # Two contexts: no shared cookies or storage, as two different people's browsers.
-            customer_context = await browser.new_context(
+            # Two contexts: no cookies or storage shared, as two people's browsers.
+            customer = await browser.new_context(
                 locale="ru-RU", viewport={"width": 1100, "height": 800}
             )
-            operator_context = await browser.new_context(
+            operator = await browser.new_context(
                 locale="ru-RU", viewport={"width": 1400, "height": 850}
             )
 
-            # --- the customer asks for a person -------------------------------------------------
-            site = await customer_context.new_page()
+            # --- the customer signs in through the chat, then asks for a person ---------------
+            site = await customer.new_page()
             watch(site, "widget")
             await site.goto(base + "/")
             await site.get_by_role("button", name="Чат").click()
             box = site.get_by_role("textbox", name="Напишите сообщение…")
-            await box.fill("позовите оператора")
-            await box.press("Enter")
-            widget_log = site.get_by_role("log")
-            await expect(widget_log).to_contain_text(
-                "Передаю ваш вопрос оператору", timeout=WAIT
-            )
+            chat = site.get_by_role("log")
+            bot = chat.locator(".msg.from-bot")
 
-            # --- the operator signs in and sees the chat waiting --------------------------------
-            console = await operator_context.new_page()
+            async def say(text: str) -> None:
+                await box.fill(text)
+                await box.press("Enter")
+
+            await say("какой у меня баланс")
+            await chat.get_by_role("button", name="Войти по номеру договора").click(timeout=WAIT)
+            await expect(bot.last).to_contain_text("Напишите номер договора", timeout=WAIT)
+            await say(CONTRACT)
+            await expect(bot.last).to_contain_text("Введите код из сообщения", timeout=WAIT)
+            await say(sms_code(settings))
+            await expect(chat).to_contain_text(f"вы вошли по договору {CONTRACT}", timeout=WAIT)
+
+            await say("позовите оператора")
+            await expect(bot.last).to_contain_text(
+                "Передаю ваш вопрос оператору. Пожалуйста, оставайтесь в чате", timeout=WAIT
+            )
+            await expect(chat).to_contain_text("Вы следующий в очереди", timeout=WAIT)
+
+            # --- the operator signs in and finds the chat waiting -----------------------------
+            console = await operator.new_page()
             watch(console, "console")
             tid = console.get_by_test_id
             await console.goto(base + "/operator/")
@@ -115,58 +145,73 @@ async def test_customer_and_operator_talk_then_the_bot_takes_over_again(
             waiting = tid("queue-list").get_by_test_id("queue-item")
             await expect(waiting).to_have_count(1, timeout=WAIT)
             await expect(waiting).to_contain_text("Сайт")  # the widget's channel
+            await expect(waiting).to_contain_text(account.holder_name)
+            await expect(tid("my-list").get_by_test_id("my-item")).to_have_count(0)
             await console.screenshot(path=str(ARTIFACTS / "console-queue.png"))
 
-            # --- the operator takes it and writes -----------------------------------------------
+            # --- the operator takes it, sees who it is, and writes ----------------------------
             await waiting.get_by_test_id("claim-button").click()
-            await expect(tid("my-list").get_by_test_id("my-item")).to_have_count(1, timeout=WAIT)
+            mine = tid("my-list").get_by_test_id("my-item")
+            await expect(mine).to_have_count(1, timeout=WAIT)
             await expect(waiting).to_have_count(0, timeout=WAIT)
-            view = tid("conversation-view")
-            messages = view.get_by_test_id("message")
+            messages = tid("conversation-view").get_by_test_id("message")
             await expect(messages.filter(has_text="позовите оператора")).to_have_attribute(
                 "data-from", "customer", timeout=WAIT
             )
+            card = tid("customer-card")
+            await expect(card).to_be_visible()
+            await expect(card).to_contain_text(CONTRACT)
+            await expect(card).to_contain_text(account.holder_name)
+            await expect(card).to_contain_text("Братск")
             composer = tid("composer-input")
             await expect(composer).to_be_enabled(timeout=WAIT)
-            await composer.fill("Здравствуйте! Меня зовут Анна, чем помочь?")
+            await composer.fill("Здравствуйте, Андрей! Меня зовут Анна, чем помочь?")
             await tid("composer-send").click()
-            await expect(
-                messages.filter(has_text="Меня зовут Анна, чем помочь?")
-            ).to_have_attribute("data-from", "operator", timeout=WAIT)
+            await expect(messages.filter(has_text="Меня зовут Анна")).to_have_attribute(
+                "data-from", "operator", timeout=WAIT
+            )
             await expect(composer).to_have_value("")
 
-            # The customer sees the operator join and the reply, without a reload.
-            from_operator = widget_log.locator(".msg.from-operator")
+            # The customer sees the operator join and the reply appear, with no reload.
+            from_operator = chat.locator(".msg.from-operator")
             await expect(from_operator).to_have_count(1, timeout=WAIT)
             await expect(from_operator).to_contain_text("Меня зовут Анна, чем помочь?")
-            await expect(widget_log).to_contain_text("Анна подключился")
+            await expect(chat).to_contain_text("Оператор Анна подключился к диалогу")
 
-            # The customer answers; the console shows it live.
-            await box.fill("Не работает интернет с утра")
-            await box.press("Enter")
-            answer = messages.filter(has_text="Не работает интернет с утра")
+            # The customer answers; the console shows it as it comes, over its WebSocket.
+            await say("С утра не работает интернет")
+            answer = messages.filter(has_text="С утра не работает интернет")
             await expect(answer).to_have_count(1, timeout=WAIT)
             await expect(answer).to_have_attribute("data-from", "customer")
-            await expect(tid("customer-card")).to_be_visible()
+            await expect(mine).to_contain_text("С утра не работает интернет")
+
+            await composer.fill("Вижу ваш договор, проверяю линию. Минуту, пожалуйста.")
+            await composer.press("Enter")
+            await expect(from_operator).to_have_count(2, timeout=WAIT)
+            await expect(from_operator.last).to_contain_text("проверяю линию")
+            await expect(messages.filter(has_text="проверяю линию")).to_have_count(1)
             await console.screenshot(path=str(ARTIFACTS / "console-conversation.png"))
             await site.screenshot(path=str(ARTIFACTS / "widget-with-operator.png"))
 
-            # --- back to the bot ----------------------------------------------------------------
+            # --- back to the bot --------------------------------------------------------------
             await tid("release-button").click()
-            await expect(tid("my-list").get_by_test_id("my-item")).to_have_count(0, timeout=WAIT)
+            await expect(mine).to_have_count(0, timeout=WAIT)
             await expect(composer).to_be_disabled(timeout=WAIT)
-            await expect(widget_log).to_contain_text(
-                "Вы снова общаетесь с ботом", timeout=WAIT
+            await expect(tid("conversation-view")).to_contain_text("Диалог ведёт бот.")
+            await expect(chat).to_contain_text(
+                "Оператор завершил работу с вашим вопросом. Вы снова общаетесь с ботом",
+                timeout=WAIT,
             )
-            bot = widget_log.locator(".msg.from-bot")
             before = await bot.count()
-            await box.fill("какие тарифы в Чите")
-            await box.press("Enter")
+            await say("какие тарифы в Чите")
             await expect(bot).to_have_count(before + 1, timeout=WAIT)
             await expect(bot.last).to_contain_text("Тарифы в городе Чита")
-            # Nothing more from the operator reached the customer.
-            await expect(from_operator).to_have_count(1)
+            await expect(from_operator).to_have_count(2)  # nothing more from the operator
 
+            # Everything above arrived live: each page loaded once and kept one socket.
+            assert loads == {"widget": [base + "/"], "console": [base + "/operator/"]}
+            assert len(sockets["widget"]) == 1, sockets
+            assert len(sockets["console"]) == 1, sockets
             assert problems == []
         finally:
             await browser.close()
