@@ -425,6 +425,11 @@ class WidgetChannel(Channel):
         )
         await sock.send({"type": "ack", "id": inbound.message_id, "duplicate": not accepted})
         if accepted:
+            await self._typing(session, inbound.key.id)
+
+    async def _typing(self, session: str, conversation_id: str) -> None:
+        """"Печатает…" only when the bot will answer: not while a person has the chat."""
+        if await self._store.queue_get(conversation_id) is None:
             await self._broadcast(session, {"type": "typing"})
 
     # --- uploads --------------------------------------------------------------------------------
@@ -459,7 +464,7 @@ class WidgetChannel(Channel):
         if not accepted:  # a resend of an upload already taken
             stored.unlink(missing_ok=True)
         else:
-            await self._broadcast(session, {"type": "typing"})
+            await self._typing(session, conversation_key(session).id)
         file = {"name": original, "kind": kind}
         return _cors(json_response({"id": client_id, "duplicate": not accepted, "file": file}))
 
