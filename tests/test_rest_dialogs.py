@@ -220,11 +220,12 @@ async def test_location_far_from_every_office(say: Say) -> None:
     assert text.count("🏢") == 1
 
 
-async def test_twice_not_understood_offers_an_operator(say: Say) -> None:
+async def test_twice_not_understood_hands_over_to_an_operator(say: Say) -> None:
     first = await say("u-fb", "ываываыва")
     assert "не понял" in texts(first)
     second = await say("u-fb", "фывапролдж")
-    assert "/human_operator" in {b["payload"] for b in buttons(second)}
+    assert second["state"] == "queued"  # handed to a person
+    assert "/back_to_bot" in {b["payload"] for b in buttons(second)}  # who can be declined
 
 
 async def test_handoff_silences_the_bot_until_returned(say: Say) -> None:

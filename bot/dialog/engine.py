@@ -384,6 +384,11 @@ class _Run:
             self.replies.append(_reply("fallback.rephrase", self.e.menu_buttons()))
 
     def _offer_operator(self) -> None:
+        if self.config.misses_hand_off:
+            # Hand over straight away; the customer can still press "back to the bot".
+            self.handoff = Handoff("general", "not_understood")
+            self.replies.append(_reply("fallback.handoff"))
+            return
         buttons = (
             Button(Text("button.operator"), "/human_operator"),
             Button(Text("button.menu"), "/menu"),

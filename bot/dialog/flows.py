@@ -64,6 +64,7 @@ class DialogConfig:
     followup_max_words: int
     location_intent: str
     switch_threshold: float
+    misses_hand_off: bool
     entity_intents: Mapping[str, str]
     max_reasks: int
     max_misses: int
@@ -167,6 +168,7 @@ def load_dialog(
         followup_max_words=int(settings.get("followup_max_words", 1)),
         location_intent=str(settings.get("location_intent", "offices")),
         switch_threshold=float(settings.get("switch_threshold", 0.8)),
+        misses_hand_off=settings.get("after_misses", "handoff") == "handoff",
         entity_intents={str(k): str(v) for k, v in (settings.get("entity_intents") or {}).items()},
         max_reasks=int(settings.get("max_reasks", 2)),
         max_misses=int(settings.get("max_misses", 2)),
