@@ -67,6 +67,7 @@ class OperatorApi:
         base = "/api/v1/operator"
         app.router.add_post(f"{base}/status", _errors(self.status))
         app.router.add_get(f"{base}/queue", _errors(self.queue))
+        app.router.add_get(f"{base}/live", _errors(self.live))
         app.router.add_get(f"{base}/events", self.events)
         conv = f"{base}/conversations/{{conversation_id}}"
         app.router.add_get(conv, _errors(self.conversation))
@@ -110,6 +111,21 @@ class OperatorApi:
             if entry.operator is None:
                 waiting_rank[entry.department] = waiting_rank.get(entry.department, 0) + 1
             out.append(await self._queue_item(entry, now, waiting_rank.get(entry.department)))
+        return json_response({"conversations": out})
+
+    async def live(self, request: web.Request) -> web.StreamResponse:
+        """Conversations the bot is having now, newest first: an operator may take one over."""
+        await authorized(request, write=False)
+        out = []
+        for conversation_id in await self._store.recent_conversations(state="bot", limit=50):
+            messages = await self._store.messages(conversation_id, limit=10_000)
+            out.append(
+                {
+                    "conversation_id": conversation_id,
+                    "channel": ConversationKey.parse(conversation_id).channel,
+                    "last_message": _message(messages[-1]) if messages else None,
+                }
+            )
         return json_response({"conversations": out})
 
     async def _queue_item(self, entry: QueueEntry, now: Any, rank: int | None) -> dict[str, Any]:

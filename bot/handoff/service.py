@@ -147,7 +147,16 @@ class HandoffService:
 
     # --- operator actions ---------------------------------------------------------------------
     async def claim(self, conversation_id: str, operator: Operator) -> None:
+        """Take a queued chat, or take over one the bot is having right now."""
         async with self._locks.hold(conversation_id):
+            if await self._store.queue_get(conversation_id) is None:
+                conversation = await self._conversation(conversation_id)
+                if conversation.state not in ("bot", "closed"):
+                    raise HandoffError("this conversation is not with people", 404)
+                await self._store.queue_put(
+                    conversation_id, conversation.key.channel, "general", "takeover"
+                )
+                self._metrics.inc("handoffs_total", reason="takeover")
             entry = await self._entry(conversation_id)
             if entry.operator == operator.login:
                 return

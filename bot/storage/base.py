@@ -232,6 +232,11 @@ class Store(abc.ABC):
     async def add_csat(self, conversation_id: str, score: int, operator: str | None) -> None: ...
 
     @abc.abstractmethod
+    async def recent_conversations(self, *, state: str, limit: int = 50) -> list[str]:
+        """Ids of conversations in ``state``, most recently active first (live bot chats an
+        operator may take over)."""
+
+    @abc.abstractmethod
     async def conversations_of_contract(self, contract_number: str) -> list[str]:
         """Every conversation, on any channel, linked to this contract, oldest first."""
 

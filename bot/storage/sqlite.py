@@ -603,6 +603,15 @@ class SqliteStore(Store):
             )
         )
 
+    async def recent_conversations(self, *, state: str, limit: int = 50) -> list[str]:
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT id FROM conversations WHERE state = ? ORDER BY updated_at DESC LIMIT ?",
+                (state, limit),
+            ).fetchall()
+        )
+        return [str(r[0]) for r in rows]
+
     async def conversations_of_contract(self, contract_number: str) -> list[str]:
         rows = await self._run(
             lambda db: db.execute(

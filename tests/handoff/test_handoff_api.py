@@ -242,3 +242,15 @@ async def test_customer_can_leave_the_queue(say: Say, operators: list[OperatorCl
     assert returned["state"] == "bot"
     queue = await operators[0].get("/api/v1/operator/queue")
     assert queue["conversations"] == []
+
+
+async def test_operator_takes_over_a_live_bot_conversation(
+    say: Say, operators: list[OperatorClient]
+) -> None:
+    await say("c-10", "какие тарифы в Братске")
+    live = await operators[0].get("/api/v1/operator/live")
+    assert "rest:c-10:c-10" in [c["conversation_id"] for c in live["conversations"]]
+    assert (await operators[0].post(conv("rest:c-10:c-10", "claim")))[0] == 200
+    after = await say("c-10", "а в Чите?")
+    assert after["state"] == "operator"
+    assert after["replies"] == []  # the bot has stopped talking
