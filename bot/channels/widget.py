@@ -428,7 +428,7 @@ class WidgetChannel(Channel):
             await self._typing(session, inbound.key.id)
 
     async def _typing(self, session: str, conversation_id: str) -> None:
-        """ "Печатает…" only when the bot will answer: not while a person has the chat."""
+        """Show "печатает…" only when the bot will answer: not while a person has the chat."""
         if await self._store.queue_get(conversation_id) is None:
             await self._broadcast(session, {"type": "typing"})
 
