@@ -59,7 +59,13 @@ def _otp_code(text: str, tools: SlotTools) -> str | None:
     return digits if 4 <= len(digits) <= 8 else None
 
 
+def _short_text(text: str, tools: SlotTools) -> str | None:
+    text = " ".join(text.split())
+    return text if 0 < len(text) <= 200 else None
+
+
 VALIDATORS: Mapping[str, Validator] = {
+    "short_text": _short_text,
     "contract_or_phone": _contract_or_phone,
     "otp_code": _otp_code,
     "city": _city,

@@ -119,7 +119,10 @@ class HandoffService:
                 "day": Text(f"weekday.on.{status.changes_at.weekday()}"),
                 "time": f"{status.changes_at:%H:%M}",
             })  # fmt: skip
-            return [Reply((Text("handoff.out_of_hours", {"when": when}),), sender="system")]
+            call_me = Button(Text("button.callback"), "/callback_request")
+            return [
+                Reply((Text("handoff.out_of_hours", {"when": when}),), (call_me,), sender="system")
+            ]
         position = await self._position(conversation.id)
         await self._store.queue_notified(conversation.id, position)
         return [self._position_notice(position, dept.name)]

@@ -254,3 +254,36 @@ async def test_operator_takes_over_a_live_bot_conversation(
     after = await say("c-10", "а в Чите?")
     assert after["state"] == "operator"
     assert after["replies"] == []  # the bot has stopped talking
+
+
+async def test_call_back_request_is_stored(say: Say, services: Services) -> None:
+    first = await say("c-11", "перезвоните мне пожалуйста")
+    assert "номер" in texts(first)
+    when = await say("c-11", "8 914 555 12 34")
+    assert "Когда удобно" in texts(when)
+    done = await say("c-11", "завтра после 18:00")
+    assert "обратный звонок" in texts(done)
+    [request] = await services.store.requests("callback")
+    assert request.data["phone"] == "+79145551234"
+    assert request.data["when"] == "завтра после 18:00"
+
+
+async def test_out_of_hours_the_customer_is_told_when_and_offered_a_call_back(
+    say: Say, services: Services
+) -> None:
+    from datetime import UTC, datetime
+
+    from bot.catalog.opening_hours import OpeningHours
+    from bot.handoff.config import Department
+
+    config = services.handoff.config
+    closed = Department("general", OpeningHours.parse("Mo-Fr 09:00-18:00"), "Asia/Irkutsk")
+    services.handoff.config = type(config)(
+        {**config.departments, "general": closed}, config.assignment,
+        config.answer_timeout_seconds, config.average_handle_seconds, config.canned,
+    )  # fmt: skip
+    services.handoff._clock = lambda: datetime(2026, 11, 22, 3, 0, tzinfo=UTC)  # Sunday 11:00
+    answer = await to_people(say, "c-12")
+    assert "не работают" in texts(answer)
+    assert "в понедельник в 09:00" in texts(answer)
+    assert "/callback_request" in {b["payload"] for b in buttons(answer)}

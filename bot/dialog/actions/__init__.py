@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from bot.dialog.actions.account import answer_balance, answer_bonus, answer_history
+from bot.dialog.actions.callback import save_callback
 from bot.dialog.actions.coverage import check_coverage, save_connection_request
 from bot.dialog.actions.identity import identify, identify_by_contact, logout
 from bot.dialog.actions.offices import answer_offices
@@ -23,4 +24,5 @@ ACTIONS: Mapping[str, Action] = {
     "identify": identify,
     "identify_by_contact": identify_by_contact,
     "logout": logout,
+    "callback": save_callback,
 }

@@ -1,0 +1,21 @@
+"""A call-back request: the phone and a convenient time, stored for the operators."""
+
+from __future__ import annotations
+
+from bot.dialog.types import ActionContext, ActionResult
+from bot.models import Button, Raw, Reply, Text
+from bot.notify import mask_phone
+
+
+async def save_callback(ctx: ActionContext) -> ActionResult:
+    phone, when = str(ctx.slots["phone"]), str(ctx.slots["when"])
+    request = await ctx.store.add_request(
+        "callback",
+        ctx.conversation.id,
+        {"phone": phone, "when": when, "contract": ctx.conversation.contract_number},
+    )
+    saved = Text(
+        "callback.saved",
+        {"number": request.id, "phone": Raw(mask_phone(phone)), "when": Raw(when)},
+    )
+    return ActionResult(replies=(Reply((saved,), (Button(Text("button.menu"), "/menu"),)),))
