@@ -187,6 +187,7 @@ class StubApi:
         app.router.add_post(base + "/logout", self.logout)
         app.router.add_post(base + "/status", self.status)
         app.router.add_get(base + "/queue", self.queue)
+        app.router.add_get(base + "/live", self.live)
         app.router.add_get(base + "/events", self.events)
         app.router.add_route("*", base + "/conversations/{tail:.+}", self.conversation)
         return app
@@ -229,6 +230,10 @@ class StubApi:
     async def queue(self, request: web.Request) -> web.Response:
         self._auth(request, post=False)
         return web.json_response({"conversations": list(self.conversations.values())})
+
+    async def live(self, request: web.Request) -> web.Response:
+        self._auth(request, post=False)
+        return web.json_response({"conversations": []})  # nobody talking to the bot
 
     async def events(self, request: web.Request) -> web.WebSocketResponse:
         self._auth(request, post=False)

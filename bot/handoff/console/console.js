@@ -34,6 +34,9 @@
     queue_empty: "Очередь пуста",
     mine: "Мои диалоги",
     mine_empty: "Нет активных диалогов",
+    live: "С ботом",
+    live_empty: "Сейчас с ботом никто не говорит",
+    take_over: "Подключиться",
     claim: "Взять",
     claim_conversation: "Взять диалог",
     anonymous: "Без имени",
@@ -213,7 +216,9 @@
   lists.setAttribute("aria-label", T.conversations);
   var queueSection = listSection(T.queue, "queue-list", T.queue_empty);
   var mineSection = listSection(T.mine, "my-list", T.mine_empty);
-  lists.append(queueSection.section, mineSection.section);
+  // Conversations the bot is having now: an operator may step in before the customer asks.
+  var liveSection = listSection(T.live, "live-list", T.live_empty);
+  lists.append(queueSection.section, mineSection.section, liveSection.section);
 
   // Work: centre
   var centre = el("main", "conversation");
@@ -808,6 +813,19 @@
         state.queueFetchedAt = Date.now();
         noticeAssignments();
         renderLists();
+        return api("GET", "/live");
+      })
+      .then(function (live) {
+        if (!live || !state.working) return;
+        var items = Array.isArray(live.conversations) ? live.conversations : [];
+        syncList(liveSection, items, true);
+        Object.keys(liveSection.nodes).forEach(function (id) {
+          var node = liveSection.nodes[id];
+          var last = node.item && node.item.last_message;
+          setText(node.time, last ? timeOf(last.at) : "");
+          node.time.className = "time";
+          if (node.claim) setText(node.claim, T.take_over);
+        });
       })
       .catch(function (error) {
         if (error.status !== 0) fail(error); // offline: the indicator already says so
@@ -1634,7 +1652,9 @@
       count: count,
       empty: empty,
       nodes: {},
-      itemTestid: listTestid === "queue-list" ? "queue-item" : "my-item",
+      itemTestid: { "queue-list": "queue-item", "my-list": "my-item", "live-list": "live-item" }[
+        listTestid
+      ],
     };
   }
 })();
