@@ -22,6 +22,9 @@ from bot.storage.base import Store
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
+# Long enough for any platform's redelivery window (Telegram retries for about a day), short
+# enough that a reused id (Telegram after a quiet week) is not taken for a redelivery.
+KEEP_DELIVERY_IDS_DAYS = 3.0
 RETRY_SECONDS = (0.5, 2.0, 5.0, 15.0)
 
 
@@ -53,6 +56,17 @@ class Ingress:
     async def start(self) -> None:
         for pending in await self._store.inbox_pending():
             self._schedule(pending.id, pending.inbound, pending.attempts)
+        janitor = asyncio.create_task(self._forget_old(), name="ingress-janitor")
+        self._tasks.add(janitor)
+        janitor.add_done_callback(self._tasks.discard)
+
+    async def _forget_old(self) -> None:
+        while True:
+            try:
+                await self._store.inbox_forget(KEEP_DELIVERY_IDS_DAYS)
+            except Exception:
+                log.exception("ingress: forgetting old delivery ids failed")
+            await asyncio.sleep(3600)
 
     async def close(self) -> None:
         for task in list(self._tasks):

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.models import Conversation, ConversationKey, RenderedButton
-from bot.storage.base import Store
+from bot.models import Conversation, ConversationKey, Inbound, RenderedButton
+from bot.storage.base import Store, TurnRecord
 from bot.storage.memory_locks import MemoryLocks
 from bot.storage.sqlite import SqliteStore
 
@@ -66,6 +66,16 @@ class TestStoreContract:
     # --- conversations ---------------------------------------------------------------------------
     async def test_unknown_conversation_is_none(self, store: Store) -> None:
         assert await store.load_conversation(ALICE) is None
+
+    async def test_answered_delivery_ids_are_forgotten_after_a_while(self, store: Store) -> None:
+        inbound = Inbound(ALICE, "u1", "text", text="привет")
+        first = await store.inbox_put("telegram", "100", inbound)
+        assert first is not None
+        assert await store.inbox_put("telegram", "100", inbound) is None  # a redelivery
+        await store.commit_turn(TurnRecord(Conversation(ALICE), (), inbox_id=first))
+        assert await store.inbox_forget(older_than_days=1) == 0  # too recent to forget
+        assert await store.inbox_forget(older_than_days=0) == 1
+        assert await store.inbox_put("telegram", "100", inbound) is not None  # a reused id
 
     async def test_conversation_round_trip(self, store: Store) -> None:
         conversation = _conversation()

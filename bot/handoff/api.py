@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+SESSION_RECHECK_SECONDS = 30.0
+
 
 def _message(entry: TranscriptEntry) -> dict[str, Any]:
     return {
@@ -287,11 +289,21 @@ class OperatorApi:
                 while True:
                     getter = asyncio.ensure_future(queue.get())
                     done, _ = await asyncio.wait(
-                        {getter, reader}, return_when=asyncio.FIRST_COMPLETED
-                    )
+                        {getter, reader}, timeout=SESSION_RECHECK_SECONDS,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )  # fmt: skip
                     if reader in done:  # the console went away
                         getter.cancel()
                         break
+                    if not done:
+                        getter.cancel()
+                        # A logged-out or disabled operator must stop seeing customers' messages.
+                        try:
+                            await authorized(request, write=False)
+                        except web.HTTPException:
+                            await socket.close(code=4401, message=b"session ended")
+                            break
+                        continue
                     await socket.send_json(getter.result())
             except ConnectionResetError:
                 pass

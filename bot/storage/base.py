@@ -173,6 +173,11 @@ class Store(abc.ABC):
         """Count a failed attempt; ``give_up`` parks it as failed, kept for inspection."""
 
     @abc.abstractmethod
+    async def inbox_forget(self, older_than_days: float) -> int:
+        """Drop answered inbounds older than this: platforms reuse delivery ids after a while
+        (Telegram restarts update_id after a quiet week), so dedupe keys must not live forever."""
+
+    @abc.abstractmethod
     async def keep_unparsed(self, scope: str, body: str, problem: str) -> None:
         """An authentic delivery we could not parse: acknowledged, kept for inspection."""
 

@@ -12,7 +12,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -407,6 +407,17 @@ class SqliteStore(Store):
                 (error[:2000], status, inbox_id),
             )
         )
+
+    async def inbox_forget(self, older_than_days: float) -> int:
+        cutoff = (_now() - timedelta(days=older_than_days)).isoformat()
+
+        def q(db: sqlite3.Connection) -> int:
+            cur = db.execute(
+                "DELETE FROM inbox WHERE status = 'done' AND received_at < ?", (cutoff,)
+            )
+            return cur.rowcount
+
+        return await self._run(q)
 
     async def keep_unparsed(self, scope: str, body: str, problem: str) -> None:
         await self._run(
