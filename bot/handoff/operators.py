@@ -22,12 +22,12 @@ import time
 import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TextIO, TypeVar, cast
 
 from bot.config import Settings
+from bot.storage.sqlite_db import SqliteDb
 
 T = TypeVar("T")
 
@@ -372,29 +372,9 @@ class SqliteOperatorStore(OperatorStore):
         if not path.exists():  # password hashes are nobody else's business
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         self._path = path
-        self._closed = False
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="operator-store")
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, fn, self._db)
-
-    async def _transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        def q(db: sqlite3.Connection) -> T:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(db)
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-            return result
-
-        return await self._run(q)
+        self._db = SqliteDb(path, schema=_SCHEMA, thread_name="operator-store")
+        self._run = self._db.run
+        self._transaction = self._db.transaction
 
     # accounts
     async def add(self, operator: Operator, password: str) -> Operator:
@@ -630,11 +610,7 @@ class SqliteOperatorStore(OperatorStore):
         return None if row is None else (_operator(row), row[6])
 
     async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        await self._run(lambda db: db.close())
-        self._executor.shutdown(wait=True)
+        await self._db.close()
 
 
 # --- python -m bot operators … ------------------------------------------------------------

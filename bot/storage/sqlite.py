@@ -6,12 +6,10 @@ blocks on disk, and the single thread serialises writes without extra locking.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -41,6 +39,7 @@ from bot.storage.base import (
     StoredRequest,
     TurnRecord,
 )
+from bot.storage.sqlite_db import SqliteDb
 
 T = TypeVar("T")
 
@@ -205,20 +204,8 @@ def _conversation_row(conversation: Conversation, at: datetime) -> tuple[object,
 
 class SqliteStore(Store):
     def __init__(self, *, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._path = path
-        self._closed = False
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
-        # WAL keeps readers from blocking the writer; synchronous=NORMAL is durable across a
-        # process crash (only an OS crash may lose the last transaction).
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, fn, self._db)
+        self._db = SqliteDb(path, schema=_SCHEMA, thread_name="sqlite-store")
+        self._run = self._db.run
 
     async def load_conversation(self, key: ConversationKey) -> Conversation | None:
         def q(db: sqlite3.Connection) -> tuple[Any, ...] | None:
@@ -433,40 +420,34 @@ class SqliteStore(Store):
 
         def q(db: sqlite3.Connection) -> list[int]:
             ids: list[int] = []
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.execute(_UPSERT_CONVERSATION, _conversation_row(conversation, at))
-                for line in turn.lines:
-                    cur = db.execute(
-                        "INSERT INTO messages (conversation_id, sender, text, buttons, meta, at)"
-                        " VALUES (?, ?, ?, ?, ?, ?)",
-                        (
-                            conversation.id, line.sender, line.text,
-                            json.dumps(buttons_to_json(line.buttons), ensure_ascii=False),
-                            json.dumps(dict(line.meta or {}), ensure_ascii=False),
-                            at.isoformat(),
-                        ),
-                    )  # fmt: skip
-                    ids.append(cast(int, cur.lastrowid))
-                for line in turn.deliver:
-                    buttons = json.dumps(buttons_to_json(line.buttons), ensure_ascii=False)
-                    db.execute(
-                        "INSERT INTO outbox (conversation_id, channel, chat_id, text, buttons,"
-                        " status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
-                        (
-                            conversation.id, conversation.key.channel, conversation.key.chat_id,
-                            line.text, buttons, at.isoformat(), at.isoformat(),
-                        ),
-                    )  # fmt: skip
-                if turn.inbox_id is not None:
-                    db.execute("UPDATE inbox SET status = 'done' WHERE id = ?", (turn.inbox_id,))
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+            db.execute(_UPSERT_CONVERSATION, _conversation_row(conversation, at))
+            for line in turn.lines:
+                cur = db.execute(
+                    "INSERT INTO messages (conversation_id, sender, text, buttons, meta, at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        conversation.id, line.sender, line.text,
+                        json.dumps(buttons_to_json(line.buttons), ensure_ascii=False),
+                        json.dumps(dict(line.meta or {}), ensure_ascii=False),
+                        at.isoformat(),
+                    ),
+                )  # fmt: skip
+                ids.append(cast(int, cur.lastrowid))
+            for line in turn.deliver:
+                buttons = json.dumps(buttons_to_json(line.buttons), ensure_ascii=False)
+                db.execute(
+                    "INSERT INTO outbox (conversation_id, channel, chat_id, text, buttons,"
+                    " status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
+                    (
+                        conversation.id, conversation.key.channel, conversation.key.chat_id,
+                        line.text, buttons, at.isoformat(), at.isoformat(),
+                    ),
+                )  # fmt: skip
+            if turn.inbox_id is not None:
+                db.execute("UPDATE inbox SET status = 'done' WHERE id = ?", (turn.inbox_id,))
             return ids
 
-        ids = await self._run(q)
+        ids = await self._db.transaction(q)
         return [
             TranscriptEntry(
                 id=i,
@@ -708,8 +689,4 @@ class SqliteStore(Store):
         return row == (1,)
 
     async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        await self._run(lambda db: db.close())
-        self._executor.shutdown(wait=True)
+        await self._db.close()
