@@ -148,7 +148,7 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
     channels: dict[str, Channel] = {}  # filled below; the outbox reads it when sending
     outbox = Outbox(store=store, channels=channels, metrics=metrics)
     ingress = Ingress(store=store, gateway=gateway, outbox=outbox, metrics=metrics)
-    channels.update(build_channels(ChannelDeps(settings, ingress, store)))
+    channels.update(build_channels(ChannelDeps(settings, ingress, store, translator)))
     operators = SqliteOperatorStore(default_operators_path(settings))
     register_handoff_metrics(metrics)
     handoff = HandoffService(

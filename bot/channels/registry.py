@@ -15,6 +15,7 @@ from bot.channels.telegram import create as create_telegram
 from bot.channels.viber import create as create_viber
 from bot.channels.vk import create as create_vk
 from bot.config import Settings
+from bot.i18n import Translator
 from bot.ingress import Ingress
 from bot.storage.base import Store
 
@@ -22,11 +23,12 @@ from bot.storage.base import Store
 @dataclass(frozen=True, slots=True)
 class ChannelDeps:
     """What an adapter may use: its settings, the durable ingress, the store (for identity
-    links and delivery receipts)."""
+    links and delivery receipts), and the wording already loaded and checked at start-up."""
 
     settings: Settings
     ingress: Ingress
     store: Store
+    translator: Translator
 
 
 Factory = Callable[[ChannelDeps], Channel | None]

@@ -34,6 +34,7 @@ from aiohttp import web
 
 from bot.channels.base import Capabilities, Channel, OutboundMessage, RateLimit, SendError
 from bot.config import ConfigError
+from bot.intents.entities import e164_phone
 from bot.models import Attachment, Contact, ConversationKey, Inbound, Location, RenderedButton
 
 if TYPE_CHECKING:
@@ -142,17 +143,10 @@ def _user(parent: Mapping[str, Any]) -> tuple[int, str | None]:
     return _int(sender, "id"), _opt_str(sender, "language_code")
 
 
-def normalize_phone(raw: str) -> str:
-    """Russian numbers in any spelling to ``+7XXXXXXXXXX``; other international ones (Telegram
-    sends them without '+') to ``+<digits>``; anything else as given, stripped."""
-    digits = re.sub(r"\D", "", raw)
-    if len(digits) == 11 and digits[0] in "78":
-        return "+7" + digits[1:]
-    if len(digits) == 10 and digits[0] == "9":
-        return "+7" + digits
-    if raw.strip().startswith("+") or len(digits) >= 11:
-        return "+" + digits
-    return raw.strip()
+def contact_phone(raw: str) -> str:
+    """E.164 where the number can be told; otherwise as given (the contact still says whose
+    number it is, which is what identification needs)."""
+    return e164_phone(raw) or raw.strip()
 
 
 def _contact(raw: Mapping[str, Any], sender_id: int) -> Contact:
@@ -163,7 +157,7 @@ def _contact(raw: Mapping[str, Any], sender_id: int) -> Contact:
     name = " ".join(n for n in names if n) or None
     # Telegram fills user_id with the sender's own id only for the "share my phone" button: the
     # number is then vouched for by Telegram. A forwarded or typed contact has another or none.
-    return Contact(normalize_phone(phone), _opt_int(raw, "user_id") == sender_id, name)
+    return Contact(contact_phone(phone), _opt_int(raw, "user_id") == sender_id, name)
 
 
 def _attachment(message: Mapping[str, Any]) -> Attachment | None:

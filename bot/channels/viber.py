@@ -35,8 +35,9 @@ from viberbot.api.messages import KeyboardMessage, TextMessage
 
 from bot.channels.base import Capabilities, Channel, OutboundMessage, RateLimit, SendError
 from bot.http import json_response
-from bot.i18n import Translator, load_translator
+from bot.i18n import Translator
 from bot.ingress import Ingress
+from bot.intents.entities import e164_phone
 from bot.models import (
     Attachment,
     Contact,
@@ -162,21 +163,9 @@ def _location(message: Mapping[str, Any]) -> Location:
     return Location(lat, lon)
 
 
-def normalize_phone(raw: str) -> str | None:
-    """E.164 ``+<digits>``; Russian spellings without a ``+`` (8 916…, 916…) become +7…."""
-    digits = re.sub(r"\D", "", raw)
-    if raw.strip().startswith("+"):
-        return "+" + digits if 8 <= len(digits) <= 15 else None
-    if len(digits) == 11 and digits[0] in "78":
-        return "+7" + digits[1:]
-    if len(digits) == 10 and digits[0] == "9":
-        return "+7" + digits
-    return "+" + digits if 8 <= len(digits) <= 15 else None
-
-
 def _contact(message: Mapping[str, Any]) -> Contact:
     raw = _mapping(message, "contact")
-    phone = normalize_phone(_string(raw, "phone_number"))
+    phone = e164_phone(_string(raw, "phone_number"))
     if phone is None:
         raise ViberParseError("'contact.phone_number' is not a phone number")
     # Viber does not say whose number it is (any contact can be shared), so it is not vouched.
@@ -535,7 +524,7 @@ def create(deps: ChannelDeps) -> Channel | None:
         auth_token=settings.viber_auth_token,
         ingress=deps.ingress,
         store=deps.store,
-        translator=load_translator(settings.locales_dir),
+        translator=deps.translator,
         api_base=settings.viber_api_base,
         bot_name=settings.viber_bot_name,
         avatar=settings.viber_avatar,

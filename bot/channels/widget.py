@@ -52,7 +52,7 @@ from aiohttp import BodyPartReader, WSCloseCode, WSMsgType, web
 
 from bot.channels.base import Capabilities, Channel, OutboundMessage, RateLimit
 from bot.http import json_response
-from bot.i18n import load_translator
+from bot.i18n import Translator
 from bot.identity import verify_contract
 from bot.ingress import Ingress
 from bot.models import Attachment, ConversationKey, Inbound, Location, TranscriptEntry
@@ -176,9 +176,8 @@ def entry_json(entry: TranscriptEntry) -> dict[str, Any]:
     }
 
 
-def widget_strings(locales_dir: Path) -> dict[str, dict[str, str]]:
+def widget_strings(translator: Translator) -> dict[str, dict[str, str]]:
     """The widget's UI texts per locale (``widget.*`` of ``locales/<lang>/widget.yml``)."""
-    translator = load_translator(locales_dir)
     strings: dict[str, dict[str, str]] = {}
     for locale, catalog in translator.catalogs.items():
         strings[locale] = {
@@ -582,6 +581,6 @@ def create(deps: ChannelDeps) -> Channel | None:
         store=deps.store,
         identity_secret=settings.identity_secret,
         uploads_dir=settings.var_dir / "uploads",
-        strings=widget_strings(settings.locales_dir),
+        strings=widget_strings(deps.translator),
         default_locale=settings.default_locale,
     )

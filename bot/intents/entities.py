@@ -87,6 +87,19 @@ def normalize_phone(raw: str) -> str | None:
     return None
 
 
+def e164_phone(raw: str) -> str | None:
+    """A number a messenger shared, to E.164: as written when it has a "+", Russian spellings
+    (8 916…, 916…) as +7…, other digit strings of 11-15 digits as +<digits>; else None."""
+    digits = re.sub(r"\D", "", raw)
+    if raw.strip().startswith("+"):
+        return "+" + digits if 8 <= len(digits) <= 15 else None
+    russian = normalize_phone(raw)
+    if russian is not None:
+        return russian
+    # Without a "+" only a full international number can be told from a national one.
+    return "+" + digits if 11 <= len(digits) <= 15 else None
+
+
 def _number_name(text: str, start: int) -> str | None:
     """ "contract", "weak" (номер, №) or "other" (заявка, телефон…): what the nearest word
     before a number calls it; None if nothing does."""

@@ -23,8 +23,8 @@ from bot.channels.telegram import (
     SECRET_HEADER,
     TelegramChannel,
     Unparsable,
+    contact_phone,
     create,
-    normalize_phone,
     parse_update,
 )
 from bot.config import ConfigError, Settings
@@ -199,7 +199,9 @@ async def make_rig(
         }
         configured = replace(settings, **{**fields, **overrides})
         services = build_services(configured, nlu=demo_nlu)
-        channel = create(ChannelDeps(configured, services.ingress, services.store))
+        channel = create(
+            ChannelDeps(configured, services.ingress, services.store, services.translator)
+        )
         assert isinstance(channel, TelegramChannel)
         channel.rate_limit = RateLimit(per_chat=1000.0, overall=1000.0)  # no pacing waits here
         services.channels[channel.name] = channel  # before create_app: it registers routes
@@ -401,11 +403,11 @@ async def test_a_shared_contact_is_verified_only_when_it_is_the_senders_own(rig:
 
 
 def test_phone_numbers_are_normalised() -> None:
-    assert normalize_phone("89001234567") == "+79001234567"
-    assert normalize_phone("9001234567") == "+79001234567"
-    assert normalize_phone("+7 900 123-45-67") == "+79001234567"
-    assert normalize_phone("250788531373") == "+250788531373"
-    assert normalize_phone("0788531373") == "0788531373"  # a country we cannot tell
+    assert contact_phone("89001234567") == "+79001234567"
+    assert contact_phone("9001234567") == "+79001234567"
+    assert contact_phone("+7 900 123-45-67") == "+79001234567"
+    assert contact_phone("250788531373") == "+250788531373"
+    assert contact_phone("0788531373") == "0788531373"  # a country we cannot tell
 
 
 async def test_a_customer_who_blocked_the_bot_gets_nothing_until_they_come_back(rig: Rig) -> None:
@@ -550,7 +552,7 @@ async def test_the_webhook_is_registered_with_its_secret(make_rig: MakeRig) -> N
 
 def test_the_channel_is_on_only_with_a_token(settings: Settings, demo_nlu: Nlu) -> None:
     services = build_services(settings, nlu=demo_nlu)
-    deps = ChannelDeps(settings, services.ingress, services.store)
+    deps = ChannelDeps(settings, services.ingress, services.store, services.translator)
     assert create(deps) is None
     with pytest.raises(ConfigError, match="TELEGRAM_BOT_TOKEN"):
         create(replace(deps, settings=replace(settings, telegram_token="not a token")))

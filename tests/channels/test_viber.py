@@ -79,7 +79,9 @@ async def fake(aiohttp_server: Any) -> FakeViber:
 
 def _channel(services: Services, settings: Settings) -> ViberChannel:
     existing = services.channels.get("viber")  # once the registry lists Viber
-    channel = existing or create(ChannelDeps(settings, services.ingress, services.store))
+    channel = existing or create(
+        ChannelDeps(settings, services.ingress, services.store, services.translator)
+    )
     assert isinstance(channel, ViberChannel)
     return channel
 
@@ -452,7 +454,7 @@ async def test_start_registers_the_webhook_once_the_server_listens(
 
 
 def test_the_channel_is_off_without_a_token(settings: Settings) -> None:
-    assert create(ChannelDeps(settings, None, None)) is None  # type: ignore[arg-type]
+    assert create(ChannelDeps(settings, None, None, None)) is None  # type: ignore[arg-type]
 
 
 # --- parsing ---------------------------------------------------------------------------------

@@ -159,7 +159,7 @@ async def vk(make_vk: MakeVk) -> Vk:
 
 
 def test_on_only_with_token_and_group(settings: Settings) -> None:
-    deps = ChannelDeps(settings, ingress=None, store=None)  # type: ignore[arg-type]
+    deps = ChannelDeps(settings, ingress=None, store=None, translator=None)  # type: ignore[arg-type]
     assert create(deps) is None
     assert create(replace(deps, settings=replace(settings, vk_group_token="t"))) is None
     on = replace(settings, vk_group_token="t", vk_group_id="1")

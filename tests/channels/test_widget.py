@@ -28,6 +28,7 @@ from bot.channels.widget import (
     widget_strings,
 )
 from bot.config import Settings
+from bot.i18n import load_translator
 from bot.intents.nlu import Nlu
 from bot.services import Services, build_services
 from tests.conftest import ROOT, identity
@@ -41,7 +42,7 @@ Frame = dict[str, Any]
 @pytest.fixture
 async def widget_services(settings: Settings, demo_nlu: Nlu) -> AsyncIterator[Services]:
     services = build_services(settings, nlu=demo_nlu)
-    channel = create(ChannelDeps(settings, services.ingress, services.store))
+    channel = create(ChannelDeps(settings, services.ingress, services.store, services.translator))
     assert isinstance(channel, WidgetChannel)
     services.channels[channel.name] = channel
     await services.start()
@@ -373,7 +374,7 @@ async def test_the_script_carries_its_texts_and_the_demo_page_embeds_it(
     assert resp.content_type == "text/javascript"
     script = await resp.text()
     assert "__ISPW_BUILD__" not in script
-    strings = widget_strings(settings.locales_dir)
+    strings = widget_strings(load_translator(settings.locales_dir))
     for text in (*strings["ru"].values(), *strings["en"].values()):
         assert text in script
     assert "innerHTML" not in script  # customer text is only ever set as text
@@ -386,7 +387,7 @@ async def test_the_script_carries_its_texts_and_the_demo_page_embeds_it(
 
 
 def test_widget_texts_exist_in_every_locale(settings: Settings) -> None:
-    strings = widget_strings(settings.locales_dir)
+    strings = widget_strings(load_translator(settings.locales_dir))
     assert strings["ru"]["launcher"] == "Чат"
     assert strings["ru"]["placeholder"] == "Напишите сообщение…"
     assert set(strings["ru"]) == set(strings["en"])
