@@ -67,6 +67,18 @@ class TestStoreContract:
     async def test_unknown_conversation_is_none(self, store: Store) -> None:
         assert await store.load_conversation(ALICE) is None
 
+    async def test_last_message_overall_and_by_sender(self, store: Store) -> None:
+        assert await store.last_message(ALICE.id) is None
+        await store.append_message(ALICE.id, "customer", "первое")
+        await store.append_message(ALICE.id, "customer", "второе")
+        await store.append_message(ALICE.id, "bot", "ответ")
+        last = await store.last_message(ALICE.id)
+        assert last is not None
+        assert (last.sender, last.text) == ("bot", "ответ")
+        customer = await store.last_message(ALICE.id, sender="customer")
+        assert customer is not None
+        assert customer.text == "второе"
+
     async def test_answered_delivery_ids_are_forgotten_after_a_while(self, store: Store) -> None:
         inbound = Inbound(ALICE, "u1", "text", text="привет")
         first = await store.inbox_put("telegram", "100", inbound)

@@ -120,12 +120,12 @@ class OperatorApi:
         await authorized(request, write=False)
         out = []
         for conversation_id in await self._store.recent_conversations(state="bot", limit=50):
-            messages = await self._store.messages(conversation_id, limit=10_000)
+            last = await self._store.last_message(conversation_id)
             out.append(
                 {
                     "conversation_id": conversation_id,
                     "channel": ConversationKey.parse(conversation_id).channel,
-                    "last_message": _message(messages[-1]) if messages else None,
+                    "last_message": _message(last) if last else None,
                 }
             )
         return json_response({"conversations": out})
@@ -134,8 +134,7 @@ class OperatorApi:
         conversation = await self._store.load_conversation(
             ConversationKey.parse(entry.conversation_id)
         )
-        last = await self._store.messages(entry.conversation_id, after=0, limit=10_000)
-        customer_lines = [m for m in last if m.sender == "customer"]
+        last = await self._store.last_message(entry.conversation_id, sender="customer")
         contract = conversation.contract_number if conversation else None
         account = await self._billing.account(contract) if contract else None
         return {
@@ -148,7 +147,7 @@ class OperatorApi:
             "waiting_seconds": int((now - entry.queued_at).total_seconds()),
             "position": None if entry.operator else rank,
             "customer": {"name": account.holder_name if account else None, "contract": contract},
-            "last_message": _message(customer_lines[-1]) if customer_lines else None,
+            "last_message": _message(last) if last else None,
         }
 
     async def conversation(self, request: web.Request) -> web.StreamResponse:

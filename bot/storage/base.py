@@ -133,6 +133,12 @@ class Store(abc.ABC):
         self, conversation_id: str, *, after: int = 0, limit: int = 200
     ) -> list[TranscriptEntry]: ...
 
+    @abc.abstractmethod
+    async def last_message(
+        self, conversation_id: str, *, sender: Sender | None = None
+    ) -> TranscriptEntry | None:
+        """The newest transcript line (from ``sender``, if given): queue previews."""
+
     # dedupe
     @abc.abstractmethod
     async def remember_once(self, scope: str, platform_id: str) -> bool:

@@ -191,6 +191,19 @@ def _queue_entry(row: tuple[Any, ...]) -> QueueEntry:
     )
 
 
+def _transcript_entry(conversation_id: str, row: tuple[Any, ...]) -> TranscriptEntry:
+    """A ``messages`` row (id, sender, text, buttons, meta, at)."""
+    return TranscriptEntry(
+        id=row[0],
+        conversation_id=conversation_id,
+        sender=cast(Sender, row[1]),
+        text=row[2],
+        buttons=buttons_from_json(json.loads(row[3])),
+        meta=json.loads(row[4]),
+        at=datetime.fromisoformat(row[5]),
+    )
+
+
 def _conversation_row(conversation: Conversation, at: datetime) -> tuple[object, ...]:
     return (
         conversation.id,
@@ -277,19 +290,24 @@ class SqliteStore(Store):
                 (conversation_id, after, limit),
             ).fetchall()
 
-        rows = await self._run(q)
-        return [
-            TranscriptEntry(
-                id=row[0],
-                conversation_id=conversation_id,
-                sender=cast(Sender, row[1]),
-                text=row[2],
-                buttons=tuple(RenderedButton(b["title"], b["payload"]) for b in json.loads(row[3])),
-                meta=json.loads(row[4]),
-                at=datetime.fromisoformat(row[5]),
+        return [_transcript_entry(conversation_id, row) for row in await self._run(q)]
+
+    async def last_message(
+        self, conversation_id: str, *, sender: Sender | None = None
+    ) -> TranscriptEntry | None:
+        def q(db: sqlite3.Connection) -> tuple[Any, ...] | None:
+            sql = (
+                "SELECT id, sender, text, buttons, meta, at FROM messages WHERE conversation_id = ?"
             )
-            for row in rows
-        ]
+            args: tuple[Any, ...] = (conversation_id,)
+            if sender is not None:
+                sql += " AND sender = ?"
+                args += (sender,)
+            row = db.execute(sql + " ORDER BY id DESC LIMIT 1", args).fetchone()
+            return cast("tuple[Any, ...] | None", row)
+
+        row = await self._run(q)
+        return None if row is None else _transcript_entry(conversation_id, row)
 
     async def remember_once(self, scope: str, platform_id: str) -> bool:
         def q(db: sqlite3.Connection) -> bool:
