@@ -117,8 +117,7 @@ class Gateway:
             with_person = conversation.state in ("queued", "operator")
             if with_person:
                 conversation, replies = await self._while_with_person(conversation, inbound)
-            elif conversation.state == "closed" and _csat_score(inbound) is not None:
-                score = _csat_score(inbound) or 0
+            elif conversation.state == "closed" and (score := _csat_score(inbound)) is not None:
                 replies = (
                     await self._handoff.record_csat(conversation, score) if self._handoff else []
                 )
