@@ -86,6 +86,11 @@ class Settings:
     viber_avatar: str | None = None
     turn_timeout: float = 10.0
     log_level: str = "INFO"
+    # Billing: the embedded ledger unless BILLING_URL points at a bridge (docs/billing-api.md)
+    billing_url: str | None = None
+    billing_token: str | None = field(default=None, repr=False)
+    billing_timeout: float = 5.0  # below BOT_TURN_TIMEOUT: the customer hears an apology in time
+    billing_webhook_secret: str | None = field(default=None, repr=False)
 
     @property
     def sqlite_path(self) -> Path:
@@ -122,6 +127,10 @@ class Settings:
             viber_api_base=(env.get("VIBER_API_BASE") or base.viber_api_base).rstrip("/"),
             viber_bot_name=env.get("VIBER_BOT_NAME") or base.viber_bot_name,
             viber_avatar=env.get("VIBER_AVATAR") or None,
+            billing_url=(env.get("BILLING_URL") or "").rstrip("/") or None,
+            billing_token=env.get("BILLING_TOKEN") or None,
+            billing_timeout=_float(env, "BILLING_TIMEOUT", base.billing_timeout),
+            billing_webhook_secret=env.get("BILLING_WEBHOOK_SECRET") or None,
             turn_timeout=_float(env, "BOT_TURN_TIMEOUT", base.turn_timeout),
             log_level=(env.get("BOT_LOG_LEVEL") or base.log_level).upper(),
         )

@@ -116,12 +116,24 @@ class Button:
 
 
 @dataclass(frozen=True, slots=True)
+class FileRef:
+    """A file we send to a customer (an invoice PDF), kept in the file store under ``file_id``."""
+
+    file_id: str
+    name: str
+    content_type: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
 class Reply:
-    """One outgoing message before rendering: paragraphs joined by blank lines, plus buttons."""
+    """One outgoing message before rendering: paragraphs joined by blank lines, plus buttons
+    and files (sent as documents where the channel can, else as links)."""
 
     parts: tuple[Text | Raw, ...]
     buttons: tuple[Button, ...] = ()
     sender: Sender = "bot"
+    attachments: tuple[FileRef, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +147,7 @@ class RenderedReply:
     text: str
     buttons: tuple[RenderedButton, ...] = ()
     sender: Sender = "bot"
+    attachments: tuple[FileRef, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

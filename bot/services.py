@@ -6,7 +6,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.catalog.billing import Billing, load_csv_billing
+from bot.billing import Billing
+from bot.billing.ledger import ledger_path, open_ledger
 from bot.catalog.catalog import Catalog, load_catalog
 from bot.channels.base import Channel
 from bot.channels.registry import ChannelDeps, build_channels
@@ -29,6 +30,7 @@ from bot.intents.entities import EntityExtractor
 from bot.intents.names import INTENTS
 from bot.intents.nlu import Nlu
 from bot.metrics import Metrics
+from bot.models import Text
 from bot.notify import FileNotifier
 from bot.outbox import Outbox
 from bot.outbox import register_metrics as register_outbox_metrics
@@ -67,6 +69,24 @@ def build_dialog(flows_dir: Path, translator: Translator) -> DialogConfig:
         suggesters=SUGGESTERS.keys(),
         hints=HINTS.keys(),
         messages=translator.catalogs["ru"].keys(),
+    )
+
+
+def build_billing(settings: Settings, catalog: Catalog, translator: Translator) -> Billing:
+    """``BILLING_URL`` set: the provider's billing through the HTTP bridge; otherwise the embedded
+    ledger seeded from the catalog (its CSV files are checked here, at start-up)."""
+    if settings.billing_url:
+        from bot.billing.http import http_billing_from_settings
+
+        remote = http_billing_from_settings(settings)
+        if remote is not None:
+            return remote
+    locale = settings.default_locale
+    return open_ledger(
+        settings.data_dir,
+        catalog,
+        path=ledger_path(settings.var_dir, settings.data_dir),
+        describe=lambda kind: translator.render(locale, Text(f"ledger.{kind}")),
     )
 
 
@@ -116,7 +136,7 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
     translator = load_translator(settings.locales_dir)
     dialog = build_dialog(settings.flows_dir, translator)
     catalog = load_catalog(settings.data_dir)
-    billing = load_csv_billing(settings.data_dir, catalog)
+    billing = build_billing(settings, catalog, translator)
     if nlu is None:
         nlu = build_nlu(catalog, flows_dir=settings.flows_dir, threshold=settings.nlu_threshold)
     store = SqliteStore(path=settings.sqlite_path)

@@ -23,7 +23,7 @@ from decimal import Decimal
 from pathlib import Path
 
 # The column lists are the loader's, so the generator and the validator cannot drift apart.
-from bot.catalog.billing import ACCOUNT_COLUMNS, TRANSACTION_COLUMNS
+from bot.billing.csv_seed import ACCOUNT_COLUMNS, TRANSACTION_COLUMNS
 from bot.catalog.catalog import CITY_COLUMNS, COVERAGE_COLUMNS, OFFICE_COLUMNS, TARIFF_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.catalog.billing import CsvBilling, load_csv_billing
+from bot.billing.ledger import LedgerBilling, open_ledger
 from bot.catalog.catalog import Catalog, load_catalog
 from bot.catalog.csv_rows import CatalogError
 from bot.config import DEMO_CATALOG
@@ -40,10 +40,10 @@ def catalog_dir(tmp_path: Path) -> Path:
     return target
 
 
-def _load(directory: Path) -> tuple[Catalog, CsvBilling]:
+def _load(directory: Path) -> tuple[Catalog, LedgerBilling]:
     """Load the way start-up does: reference files first, then the embedded billing."""
     catalog = load_catalog(directory)
-    return catalog, load_csv_billing(directory, catalog)
+    return catalog, open_ledger(directory, catalog, path=":memory:", describe=str)
 
 
 def _load_error(directory: Path) -> CatalogError:

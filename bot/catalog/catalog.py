@@ -13,8 +13,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from bot.catalog.addresses import AddressIndex
 from bot.catalog.csv_rows import CatalogError, Row, read_rows
 from bot.catalog.geo import distance_km
-from bot.catalog.models import City, CoverageEntry, Office, OfficeKind, Tariff
+from bot.catalog.models import City, CoverageEntry, Office, OfficeKind, Service, Tariff
 from bot.catalog.opening_hours import OpeningHours, OpeningHoursError
+from bot.selfservice.rules import Rules, load_rules
 
 CITY_COLUMNS = ("city_id", "name", "aliases", "timezone", "support_phone")
 TARIFF_COLUMNS = (
@@ -25,6 +26,9 @@ OFFICE_COLUMNS = (
     "office_id", "city_id", "kind", "name", "address", "lat", "lon", "opening_hours", "services",
 )  # fmt: skip
 COVERAGE_COLUMNS = ("city_id", "street", "house", "status", "technology")
+SERVICE_COLUMNS = (
+    "service_id", "city_id", "name", "kind", "price_rub", "period", "description", "archived",
+)  # fmt: skip
 
 
 T = TypeVar("T")
@@ -46,9 +50,13 @@ class Catalog:
         tariffs: Iterable[Tariff],
         offices: Iterable[Office],
         coverage: Iterable[CoverageEntry],
+        services: Iterable[Service] = (),
+        rules: Rules | None = None,
         source: Path | None = None,
     ) -> None:
         self.source = source
+        self.services: Mapping[str, Service] = {s.service_id: s for s in services}
+        self.rules = rules or Rules()
         self.cities: Mapping[str, City] = {c.city_id: c for c in cities}
         self.tariffs: Mapping[str, Tariff] = {t.tariff_id: t for t in tariffs}
         self.offices: tuple[Office, ...] = tuple(offices)
@@ -74,6 +82,13 @@ class Catalog:
     def active_tariffs(self, city_id: str) -> list[Tariff]:
         """Tariffs offered in the city, cheapest first; archived ones are never offered."""
         return list(self._active.get(city_id, ()))
+
+    def offered_services(self, city_id: str) -> list[Service]:
+        """Extra services a customer of the city can connect, cheapest first."""
+        return sorted(
+            (s for s in self.services.values() if s.city_id == city_id and not s.archived),
+            key=lambda s: (s.kind, s.price_rub, s.name),
+        )
 
     def offices_in(self, city_id: str, kind: OfficeKind | None = None) -> list[Office]:
         return [
@@ -171,6 +186,23 @@ def _coverage(row: Row) -> CoverageEntry:
     )
 
 
+def _service(row: Row) -> Service:
+    price = row.decimal("price_rub")
+    if price < 0:
+        raise row.fail("column 'price_rub': must not be negative")
+    kinds = ("antivirus", "static_ip", "tv_package", "equipment_rent", "other")
+    return Service(
+        service_id=row.text("service_id"),
+        city_id=row.text("city_id"),
+        name=row.text("name"),
+        kind=row.choice("kind", kinds),  # type: ignore[arg-type]
+        price_rub=price,
+        period=row.choice("period", ("month", "once")),  # type: ignore[arg-type]
+        description=row.text("description", required=False),
+        archived=row.boolean("archived"),
+    )
+
+
 def _city_rows(
     path: Path,
     columns: tuple[str, ...],
@@ -229,10 +261,20 @@ def load_catalog(directory: Path) -> Catalog:
         ),
     )  # fmt: skip
 
+    # Optional files (DATA_FORMAT.md, extensions): a catalog without them still loads.
+    services: list[Service] = []
+    if (directory / "services.csv").exists():
+        services = _city_rows(
+            directory / "services.csv", SERVICE_COLUMNS, cities, _service,
+            key=lambda s: (s.service_id, f"service_id {s.service_id!r}"),
+        )  # fmt: skip
+
     return Catalog(
         cities=cities.values(),
         tariffs=tariffs,
         offices=offices,
         coverage=coverage,
+        services=services,
+        rules=load_rules(directory),
         source=directory,
     )

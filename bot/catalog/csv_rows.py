@@ -106,8 +106,9 @@ def _decimal(raw: str) -> Decimal:
     return value
 
 
-def read_rows(path: Path, columns: Sequence[str]) -> Iterator[Row]:
-    """Yield rows of ``path`` after checking that its header is exactly ``columns`` (any order)."""
+def read_rows(path: Path, columns: Sequence[str], optional: Sequence[str] = ()) -> Iterator[Row]:
+    """Yield rows of ``path`` after checking that its header is exactly ``columns`` (any order),
+    plus any of the ``optional`` columns; an optional column left out reads as empty."""
     if not path.is_file():
         raise CatalogError(path, 0, "file is missing")
     data = path.read_bytes()
@@ -131,7 +132,7 @@ def read_rows(path: Path, columns: Sequence[str]) -> Iterator[Row]:
     except csv.Error as exc:
         raise CatalogError(path, 1, f"malformed CSV: {exc}") from None
     missing = [c for c in columns if c not in header]
-    unknown = [c for c in header if c not in columns]
+    unknown = [c for c in header if c not in columns and c not in optional]
     repeated = sorted({c for c in header if header.count(c) > 1})
     if missing or unknown or repeated:
         parts = []
@@ -155,4 +156,6 @@ def read_rows(path: Path, columns: Sequence[str]) -> Iterator[Row]:
             continue
         if len(fields) != len(header):
             raise CatalogError(path, line, f"expected {len(header)} fields, found {len(fields)}")
-        yield Row(path, line, dict(zip(header, fields, strict=True)))
+        values = dict.fromkeys(optional, "")
+        values.update(zip(header, fields, strict=True))
+        yield Row(path, line, values)

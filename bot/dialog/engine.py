@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.catalog.billing import Billing
+from bot.billing import Billing
 from bot.catalog.catalog import Catalog
 from bot.catalog.models import Account
 from bot.dialog.flows import DialogConfig, FlowSpec, SlotSpec

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bot.catalog.billing import Billing
+from bot.billing import Billing
 from bot.catalog.catalog import Catalog
 from bot.catalog.models import Account
 from bot.intents.nlu import NluResult

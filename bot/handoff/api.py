@@ -11,7 +11,7 @@ from urllib.parse import unquote
 
 from aiohttp import WSMsgType, web
 
-from bot.catalog.billing import Billing
+from bot.billing import Billing
 from bot.catalog.catalog import Catalog
 from bot.handoff.auth import authorized
 from bot.handoff.service import HandoffError, HandoffService

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.catalog.billing import Billing
+from bot.billing import Billing
 from bot.catalog.catalog import Catalog
 from bot.handoff.config import HandoffConfig
 from bot.handoff.events import EventHub

@@ -1,0 +1,1 @@
+"""Self-service: account actions, the provider rules behind them, invoices."""
