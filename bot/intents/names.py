@@ -7,7 +7,8 @@ INTENTS: tuple[str, ...] = (
     "payment_method", "promised_payment", "tariffs", "change_tariff", "coverage", "offices",
     "internet_down", "technician_visit", "suspend_service", "terminate_contract",
     "human_operator", "callback_request", "account_access", "promotions", "complaint",
-    "unblock_account", "add_service", "support_contacts", "out_of_scope",
+    "unblock_account", "add_service", "support_contacts", "invoice", "change_contacts",
+    "notification_settings", "autopay", "out_of_scope",
 )  # fmt: skip
 
 OUT_OF_SCOPE = "out_of_scope"
