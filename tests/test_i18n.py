@@ -356,6 +356,7 @@ CYRILLIC = re.compile("[\u0400-\u04ff]")
 LEXICON_MODULES = {
     "bot/catalog/addresses.py",
     "bot/intents/datetimes.py",
+    "bot/intents/date_ranges.py",
     "bot/intents/entities.py",
     "bot/intents/normalize.py",
 }

@@ -81,9 +81,9 @@ async def test_balance_for_identified_customer(say: Say, services: Services) -> 
     assert "750045678924" in text
     assert _price(account.balance_rub).replace("-", "") in text
     assert "приостановлен" in text  # blocked status explained
-    tariff = services.catalog.tariffs[account.tariff_id]
-    assert _price(tariff.price_rub) in text  # next charge amount
-    assert "декабря" in text  # next charge date
+    # Service is off now: what brings it back today (the debt), not "pay before the 1st".
+    assert f"пополните счёт на {_price(-account.balance_rub)}" in text
+    assert "Обещанный платёж" in [b["title"] for b in buttons(answer)]
     recent = await services.billing.transactions("750045678924", limit=3)
     assert recent[0].description in text
 

@@ -112,7 +112,12 @@ class LedgerBilling(Billing):
                     "INSERT INTO transactions (contract_number, at, amount_rub, description) "
                     "VALUES (?, ?, ?, ?)",
                     [
-                        (t.contract_number, t.at.isoformat(), str(t.amount_rub), t.description)
+                        (
+                            t.contract_number,
+                            t.at.astimezone(UTC).isoformat(),
+                            str(t.amount_rub),
+                            t.description,
+                        )
                         for t in seed.transactions
                         if t.contract_number == account.contract_number
                     ],
@@ -202,7 +207,12 @@ class LedgerBilling(Billing):
                 "INSERT INTO transactions (contract_number, at, amount_rub, description) "
                 "VALUES (?, ?, ?, ?)",
                 [
-                    (t.contract_number, t.at.isoformat(), str(t.amount_rub), t.description)
+                    (
+                        t.contract_number,
+                        t.at.astimezone(UTC).isoformat(),
+                        str(t.amount_rub),
+                        t.description,
+                    )
                     for t in applied.transactions
                 ],
             )

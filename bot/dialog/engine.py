@@ -26,11 +26,16 @@ from bot.intents.nlu import Nlu, NluResult, PayloadError
 from bot.intents.normalize import basic, words
 from bot.models import Button, Conversation, Inbound, Reply, Text
 from bot.notify import Notifier
+from bot.selfservice.service import AccountActions
 from bot.storage.base import Store
 
 # Payloads the engine itself understands (not intents): answering a question, the menu.
 INFORM = "inform"
 MENU = "menu"
+# An offer waiting for "Да" / "Нет" (memory key), and the payload intents that answer it.
+OFFER = "offer"
+CONFIRM = "confirm"
+DECLINE = "decline"
 
 
 def _reply(key: str, buttons: tuple[Button, ...] = (), **params: Any) -> Reply:
@@ -49,6 +54,8 @@ class DialogEngine:
         store: Store,
         notifier: Notifier,
         translator: Translator,
+        account_actions: AccountActions | None = None,
+        extras: Mapping[str, Any] | None = None,
     ) -> None:
         self._config = config
         self._nlu = nlu
@@ -58,6 +65,8 @@ class DialogEngine:
         self._store = store
         self._notifier = notifier
         self._translator = translator
+        self._account_actions = account_actions
+        self._extras = dict(extras or {})
         self._tools = SlotTools(catalog, nlu.extractor)
 
     @property
@@ -95,9 +104,21 @@ class _Run:
         self.contract = conversation.contract_number
 
     async def go(self) -> None:
+        offer = self.state.memory.get(OFFER)
+        await self._go()
+        # An offer lives until the next message: answered, or dropped when the talk moved on,
+        # so a late "да" never confirms something the customer no longer has in front of them.
+        if (
+            self.state.memory.get(OFFER) is offer
+            and self.result is not None
+            and (self.result.intent not in (CONFIRM, DECLINE))
+        ):
+            self.state.memory.pop(OFFER, None)
+
+    async def _go(self) -> None:
         if self.conversation.contract_number:
             self.account = await self.e._billing.account(self.conversation.contract_number)
-        result = self._understand()
+        result = self._yes_or_no() or self._understand()
         self.result = result
         if result.intent == MENU:
             self._end_flow()
@@ -120,6 +141,22 @@ class _Run:
         await self._start(flow, result)
 
     # --- understanding -------------------------------------------------------------------
+    def _yes_or_no(self) -> NluResult | None:
+        """ "Да, подтверждаю" / "нет, передумал" typed to an open offer answers it."""
+        offer = self.state.memory.get(OFFER)
+        text = self.inbound.text
+        if not offer or not text or self.inbound.payload:
+            return None
+        said = words(basic(text))
+        if not said or len(said) > self.config.confirm_max_words:
+            return None
+        yes = any(w in self.config.confirm_words for w in said)
+        no = any(w in self.config.decline_words for w in said)
+        if yes == no:
+            return None
+        intent = CONFIRM if yes else DECLINE
+        return NluResult(text, intent, 1.0, payload_args={"op": offer.get("op")}, from_payload=True)
+
     def _understand(self) -> NluResult:
         nlu = self.e._nlu
         inbound = self.inbound
@@ -254,10 +291,17 @@ class _Run:
                 return
         await self._finish(flow, result)
 
-    def _ask(self, slot: SlotSpec, extra: tuple[Reply, ...] = ()) -> None:
+    def _ask(
+        self,
+        slot: SlotSpec,
+        extra: tuple[Reply, ...] = (),
+        parts: tuple[Text, ...] = (),
+        buttons: tuple[Button, ...] | None = None,
+    ) -> None:
         self.state.pending = slot.name
         self.replies.extend(extra)
-        self.replies.append(Reply((self._question(slot),), self._suggest(slot)))
+        shown = self._suggest(slot) if buttons is None else buttons
+        self.replies.append(Reply((*parts, self._question(slot)), shown))
 
     def _question(self, slot: SlotSpec) -> Text:
         params = HINTS[slot.hint](self.e._tools) if slot.hint else {}
@@ -306,6 +350,8 @@ class _Run:
             now=self.now,
             notifier=self.e._notifier,
             render=lambda text: self.e._translator.render(self.conversation.locale, text),
+            actions=self.e._account_actions,
+            extras=self.e._extras,
         )
 
     def _apply(self, flow: FlowSpec, outcome: ActionResult) -> None:
@@ -324,7 +370,7 @@ class _Run:
             slot = flow.slot(outcome.ask)
             if slot is None:
                 raise LookupError(f"flow {flow.name!r} asked for undeclared slot {outcome.ask!r}")
-            self._ask(slot, outcome.ask_replies)
+            self._ask(slot, outcome.ask_replies, outcome.ask_parts, outcome.ask_buttons)
 
     def _complete(self, flow: FlowSpec) -> None:
         self.state.memory["last_flow"] = flow.name

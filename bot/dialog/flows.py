@@ -68,6 +68,10 @@ class DialogConfig:
     entity_intents: Mapping[str, str]
     max_reasks: int
     max_misses: int
+    # Typed answers to an offer ("да, подтверждаю"): short messages with one of these words.
+    confirm_words: frozenset[str] = frozenset()
+    decline_words: frozenset[str] = frozenset()
+    confirm_max_words: int = 4
 
     def flow_for_intent(self, intent: str) -> FlowSpec | None:
         return next((f for f in self.flows.values() if intent in f.intents), None)
@@ -172,6 +176,9 @@ def load_dialog(
         entity_intents={str(k): str(v) for k, v in (settings.get("entity_intents") or {}).items()},
         max_reasks=int(settings.get("max_reasks", 2)),
         max_misses=int(settings.get("max_misses", 2)),
+        confirm_words=frozenset(str(w) for w in settings.get("confirm_words", [])),
+        decline_words=frozenset(str(w) for w in settings.get("decline_words", [])),
+        confirm_max_words=int(settings.get("confirm_max_words", 4)),
     )
     _check(config, path, intents, actions, validators, suggesters, messages, hints)
     return config

@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from bot.catalog.addresses import parse_address
 from bot.catalog.catalog import Catalog
-from bot.intents.entities import EntityExtractor, normalize_phone
+from bot.intents.date_ranges import find_date_range
+from bot.intents.entities import EntityExtractor, contact_of, normalize_phone
 from bot.intents.nlu import make_payload
 from bot.models import Button, Raw
 
@@ -59,6 +61,16 @@ def _otp_code(text: str, tools: SlotTools) -> str | None:
     return digits if 4 <= len(digits) <= 8 else None
 
 
+def _date_range(text: str, tools: SlotTools) -> str | None:
+    """Pause dates as typed ("с 10 по 25 декабря", "на две недели"): kept as text and read by
+    the action against the customer's own today (the city's time zone)."""
+    return text.strip() if find_date_range(text, date.today()) is not None else None
+
+
+def _contact(text: str, tools: SlotTools) -> str | None:
+    return text.strip() if contact_of(text) is not None else None
+
+
 def _short_text(text: str, tools: SlotTools) -> str | None:
     text = " ".join(text.split())
     return text if 0 < len(text) <= 200 else None
@@ -72,6 +84,8 @@ VALIDATORS: Mapping[str, Validator] = {
     "phone": _phone,
     "person_name": _person_name,
     "address": _address,
+    "date_range": _date_range,
+    "contact": _contact,
 }
 
 

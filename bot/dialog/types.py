@@ -11,8 +11,9 @@ from bot.billing import Billing
 from bot.catalog.catalog import Catalog
 from bot.catalog.models import Account
 from bot.intents.nlu import NluResult
-from bot.models import Conversation, Inbound, Location, Reply, Text
+from bot.models import Button, Conversation, Inbound, Location, Reply, Text
 from bot.notify import Notifier
+from bot.selfservice.service import AccountActions
 from bot.storage.base import Store
 
 
@@ -72,6 +73,8 @@ class ActionContext:
     now: datetime  # aware UTC
     notifier: Notifier
     render: Callable[[Text], str]  # wording for messages that leave the chat (an SMS code)
+    actions: AccountActions | None = None  # account actions (promised payment, pause …)
+    extras: Mapping[str, Any] = field(default_factory=dict)  # optional services (file store)
 
     @property
     def text(self) -> str:
@@ -93,6 +96,8 @@ class ActionResult:
     replies: tuple[Reply, ...] = ()
     ask: str | None = None
     ask_replies: tuple[Reply, ...] = ()
+    ask_parts: tuple[Text, ...] = ()  # said in the same message before the question
+    ask_buttons: tuple[Button, ...] | None = None  # instead of the slot's suggestions
     forget: tuple[str, ...] = ()
     handoff: Handoff | None = None
     remember: Mapping[str, Any] = field(default_factory=dict)

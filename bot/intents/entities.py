@@ -620,3 +620,26 @@ def _masked(text: str, entities: Iterable[Entity]) -> str:
 
 def _overlaps(start: int, end: int, entities: Sequence[Entity]) -> bool:
     return any(start < e.end and e.start < end for e in entities)
+
+
+def speed_mbps(text: str) -> int | None:
+    """A connection speed named in a message ("до 1 гигабита", "500 мбит") in Mbit/s."""
+    if re.search(r"(?<!\w)(1\s*)?(гигабит|гбит|gbit|гиг\b)", text):
+        return 1000
+    found = re.search(r"(?<!\d)(\d{2,4})\s*(мбит|мегабит|mbit|мб\b)", text)
+    return int(found.group(1)) if found else None
+
+
+_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
+
+
+def contact_of(text: str) -> tuple[str, str] | None:
+    """("email", "a@b.ru") or ("phone", "+79991234567") from what the customer typed."""
+    email = _EMAIL.search(text)
+    if email:
+        return "email", email.group(0).lower()
+    if len(re.sub(r"\D", "", text)) in (10, 11):
+        phone = normalize_phone(text)
+        if phone:
+            return "phone", phone
+    return None

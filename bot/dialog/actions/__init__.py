@@ -4,10 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from bot.dialog.actions.account import answer_balance, answer_bonus, answer_history
+from bot.dialog.actions.account import (
+    answer_balance,
+    answer_bonus,
+    answer_history,
+    internet_down,
+)
+from bot.dialog.actions.account_actions import (
+    change_tariff,
+    promised_payment,
+    suspension,
+    unblock,
+)
+from bot.dialog.actions.account_settings import (
+    autopay,
+    change_contacts,
+    notifications,
+    services,
+)
 from bot.dialog.actions.callback import save_callback
 from bot.dialog.actions.coverage import check_coverage, save_connection_request
 from bot.dialog.actions.identity import identify, identify_by_contact, logout
+from bot.dialog.actions.invoice import send_invoice
+from bot.dialog.actions.offers import confirm_operation, decline_operation
 from bot.dialog.actions.offices import answer_offices
 from bot.dialog.actions.tariffs import answer_support_contacts, answer_tariffs
 from bot.dialog.types import Action
@@ -25,4 +44,16 @@ ACTIONS: Mapping[str, Action] = {
     "identify_by_contact": identify_by_contact,
     "logout": logout,
     "callback": save_callback,
+    "internet_down": internet_down,
+    "promised_payment": promised_payment,
+    "unblock": unblock,
+    "suspension": suspension,
+    "change_tariff": change_tariff,
+    "services": services,
+    "autopay": autopay,
+    "notifications": notifications,
+    "change_contacts": change_contacts,
+    "invoice": send_invoice,
+    "confirm_operation": confirm_operation,
+    "decline_operation": decline_operation,
 }

@@ -4,12 +4,14 @@ The engine runs these only for an identified customer (``requires_identity`` in 
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 from bot.catalog.models import Account
 from bot.dialog.actions.render import day_month, transaction_line
 from bot.dialog.types import ActionContext, ActionResult
 from bot.models import Button, Plural, Raw, Reply, Text
+from bot.selfservice import policy
 
 
 def _account(ctx: ActionContext) -> Account:
@@ -18,9 +20,59 @@ def _account(ctx: ActionContext) -> Account:
     return ctx.account
 
 
+def _today(ctx: ActionContext, account: Account) -> date:
+    if ctx.actions is not None:
+        return ctx.actions.today(account)
+    return ctx.now.astimezone(ctx.catalog.timezone(account.city_id)).date()
+
+
+def account_state(ctx: ActionContext, account: Account) -> list[Text]:
+    """What is in force on the account beyond the money: a promised payment, a pause, a
+    planned tariff change. Said in balance answers and before troubleshooting."""
+    parts: list[Text] = []
+    promised = account.promised_payment
+    if promised is not None:
+        parts.append(
+            Text(
+                "balance.promised",
+                {"amount": promised.amount_rub, "until": day_month(promised.until)},
+            )
+        )
+    pause = account.suspension
+    if pause is not None:
+        if pause.start > _today(ctx, account):
+            key = "balance.pause_booked" if pause.end else "balance.pause_booked_open"
+        else:
+            key = "balance.pause_until" if pause.end else "balance.pause_open"
+        parts.append(
+            Text(
+                key,
+                {
+                    "from": day_month(pause.start),
+                    "to": day_month(pause.end) if pause.end else Raw(""),
+                },
+            )
+        )
+    pending = account.pending_tariff
+    if pending is not None:
+        tariff = ctx.catalog.tariffs.get(pending.tariff_id)
+        parts.append(
+            Text(
+                "balance.pending_tariff",
+                {
+                    "tariff": Raw(tariff.name if tariff else pending.tariff_id),
+                    "effective": day_month(pending.effective),
+                },
+            )
+        )
+    return parts
+
+
 async def answer_balance(ctx: ActionContext) -> ActionResult:
     account = _account(ctx)
-    tariff = ctx.catalog.tariffs.get(account.tariff_id)
+    catalog = ctx.catalog
+    tariff = catalog.tariffs.get(account.tariff_id)
+    today = _today(ctx, account)
     parts: list[Text] = [
         Text(
             "balance.summary",
@@ -28,35 +80,62 @@ async def answer_balance(ctx: ActionContext) -> ActionResult:
         ),
         Text(f"balance.status.{account.status}"),
     ]
-    if tariff is not None and account.status != "suspended":
+    buttons: list[Button] = []
+    total = policy.monthly_total(account, catalog)
+    charge_on = policy.next_charge(account, catalog, today)
+    if account.status == "blocked":
+        # Service is off now: what brings it back today, not how to "avoid a break".
+        owed = policy.to_unblock(account, catalog)
+        parts.append(Text("balance.to_unblock", {"amount": owed.quantize(Decimal("0.01"))}))
+        buttons.append(Button(Text("button.promised_payment"), "/promised_payment"))
+    elif tariff is not None and account.status != "suspended":
+        services = len(policy.monthly_services(account, catalog))
+        key = "balance.next_charge_with_services" if services else "balance.next_charge"
         parts.append(
-            Text(
-                "balance.next_charge",
-                {
-                    "date": day_month(account.next_charge_date),
-                    "amount": tariff.price_rub,
-                    "tariff": Raw(tariff.name),
-                },
-            )
+            Text(key, {"date": day_month(charge_on), "amount": total, "tariff": Raw(tariff.name)})
         )
-        shortfall = tariff.price_rub - account.balance_rub
+        shortfall = total - account.balance_rub
         if shortfall > Decimal(0):
             parts.append(
-                Text(
-                    "balance.top_up",
-                    {"amount": shortfall, "date": day_month(account.next_charge_date)},
-                )
+                Text("balance.top_up", {"amount": shortfall, "date": day_month(charge_on)})
             )
+    parts += account_state(ctx, account)
     if account.bonus_points:
         parts.append(Text("balance.bonus", {"points": Plural("unit.points", account.bonus_points)}))
     recent = await ctx.billing.transactions(account.contract_number, limit=3)
     if recent:
         parts.append(Text("balance.recent", {"items": [transaction_line(t) for t in recent]}))
-    buttons = (
+    buttons += [
         Button(Text("button.history"), "/payment_history"),
         Button(Text("button.how_to_pay"), "/payment_method"),
-    )
-    return ActionResult(replies=(Reply(tuple(parts), buttons),))
+    ]
+    return ActionResult(replies=(Reply(tuple(parts), tuple(buttons)),))
+
+
+async def internet_down(ctx: ActionContext) -> ActionResult:
+    """The account first: a blocked or paused contract explains a dead line before any router
+    checklist does."""
+    account = ctx.account
+    parts: list[Text] = []
+    buttons: list[Button] = []
+    if account is not None and account.status == "blocked":
+        owed = policy.to_unblock(account, ctx.catalog).quantize(Decimal("0.01"))
+        parts.append(Text("troubleshoot.blocked", {"amount": owed}))
+        buttons += [
+            Button(Text("button.promised_payment"), "/promised_payment"),
+            Button(Text("button.how_to_pay"), "/payment_method"),
+        ]
+    elif account is not None and account.status == "suspended":
+        parts.append(Text("troubleshoot.suspended"))
+        parts += account_state(ctx, account)
+        buttons.append(Button(Text("button.resume"), '/suspend_service{"mode":"resume"}'))
+    if account is not None and account.status != "active":
+        parts.append(Text("troubleshoot.if_not_that"))
+    parts.append(Text("info.internet_down"))
+    buttons += [Button(Text("button.still_down"), "/human_operator")]
+    if account is None:
+        buttons.append(Button(Text("button.balance"), "/balance"))
+    return ActionResult(replies=(Reply(tuple(parts), tuple(buttons)),))
 
 
 async def answer_bonus(ctx: ActionContext) -> ActionResult:
