@@ -23,8 +23,20 @@ from decimal import Decimal
 from pathlib import Path
 
 # The column lists are the loader's, so the generator and the validator cannot drift apart.
-from bot.billing.csv_seed import ACCOUNT_COLUMNS, TRANSACTION_COLUMNS
-from bot.catalog.catalog import CITY_COLUMNS, COVERAGE_COLUMNS, OFFICE_COLUMNS, TARIFF_COLUMNS
+from bot.billing.csv_seed import (
+    ACCOUNT_COLUMNS,
+    ACCOUNT_OPTIONAL_COLUMNS,
+    ACCOUNT_SERVICE_COLUMNS,
+    EQUIPMENT_COLUMNS,
+    TRANSACTION_COLUMNS,
+)
+from bot.catalog.catalog import (
+    CITY_COLUMNS,
+    COVERAGE_COLUMNS,
+    OFFICE_COLUMNS,
+    SERVICE_COLUMNS,
+    TARIFF_COLUMNS,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "bot" / "demo_catalog"
@@ -701,6 +713,62 @@ def check_accounts(coverage: Sequence[CoverageRow]) -> None:
             raise SystemExit(f"{account.contract_number}: tariff of another city")
 
 
+# --------------------------------------------------------------------------------------------
+# extra services, equipment, rules (DATA_FORMAT.md extensions)
+
+# (suffix, name, kind, price, period, description, archived)
+SERVICES: tuple[tuple[str, str, str, str, str, str, bool], ...] = (
+    ("antivirus", "Антивирус", "antivirus", "99.00", "month", "Защита для 3 устройств", False),
+    ("static-ip", "Статический IP-адрес", "static_ip", "150.00", "month",
+     "Постоянный внешний адрес для камер и удалённого доступа", False),
+    ("tv-kino", "Пакет «Кино»", "tv_package", "199.00", "month", "20 каналов фильмов и сериалов",
+     False),
+    ("router-rent", ROUTER_RENT_TEXT, "equipment_rent", "100.00", "month",
+     "Wi-Fi роутер двухдиапазонный", False),
+    ("wifi-setup", "Настройка Wi-Fi мастером", "other", "300.00", "once",
+     "Выезд мастера и настройка сети дома", False),
+    ("tv-sport-old", "Пакет «Спорт» (архив)", "tv_package", "149.00", "month",
+     "Больше не подключается", True),
+)  # fmt: skip
+# Accounts that also have the antivirus; a suspended account's pause (from, to or "").
+WITH_ANTIVIRUS = ("750012345691", "380300223344", "380100234567", "270000222333")
+AUTOPAY = ("750012345691", "380100234567", "270000111222")
+PAUSES = {
+    "750067890146": ("2026-11-20", "2026-12-20"),
+    "380300667788": ("2026-11-25", "2027-01-10"),
+}
+# Fictional payee; the bank's BIC and correspondent account are a real bank's public ones, so
+# bank apps accept the QR code (the settlement account's control digit matches the BIC).
+RULES_YML = """\
+# The provider's self-service rules (DATA_FORMAT.md). Every key is optional.
+billing_day: 1
+unblock_at_balance_rub: 0
+promised_payment:
+  max_debt_rub: 1500
+  days: 5
+  cooldown_days: 30
+  fee_rub: 0
+  statuses: [active, blocked]
+suspension:
+  min_days: 7
+  max_days: 90
+  fee_per_day_rub: 0
+tariff_change:
+  effective: next_charge
+payment:
+  link: ""
+  autopay_link: ""
+requisites:
+  name: ООО «Демо Телеком» (демо)
+  inn: "7700000000"
+  kpp: "770001001"
+  bank: ПАО Сбербанк
+  bic: "044525225"
+  correspondent_account: "30101810400000000225"
+  settlement_account: "40702810938000012345"
+"""
+
+
 def generate(out: Path) -> dict[str, int]:
     out.mkdir(parents=True, exist_ok=True)
     coverage = build_coverage(random.Random(SEED))
@@ -751,9 +819,46 @@ def generate(out: Path) -> dict[str, int]:
                 account.email, account.address, account.tariff_id,
                 _money(final_balance(account, history)), str(account.bonus_points),
                 account.status, date(YEAR, 12, account.charge_day).isoformat(),
+                "true" if account.contract_number in AUTOPAY else "false",
+                max((t.at.date() for t in history if t.amount > 0), default=None) or "",
+                *PAUSES.get(account.contract_number, ("", "")),
             ]
         )  # fmt: skip
-    counts["accounts.csv"] = write_csv(out / "accounts.csv", ACCOUNT_COLUMNS, account_rows)
+    account_rows = [[str(v) for v in row] for row in account_rows]
+    counts["accounts.csv"] = write_csv(
+        out / "accounts.csv", (*ACCOUNT_COLUMNS, *ACCOUNT_OPTIONAL_COLUMNS), account_rows
+    )
+    counts["services.csv"] = write_csv(
+        out / "services.csv",
+        SERVICE_COLUMNS,
+        (
+            [f"{c.city_id}-{suffix}", c.city_id, name, kind, price, period, text,
+             "true" if archived else "false"]
+            for c in CITIES
+            for suffix, name, kind, price, period, text, archived in SERVICES
+        ),
+    )  # fmt: skip
+    counts["account_services.csv"] = write_csv(
+        out / "account_services.csv",
+        ACCOUNT_SERVICE_COLUMNS,
+        [
+            *([a.contract_number, f"{a.city_id}-router-rent", "2026-01-15"]
+              for a in ACCOUNTS if a.router),
+            *([a.contract_number, f"{a.city_id}-antivirus", "2026-03-01"]
+              for a in ACCOUNTS if a.contract_number in WITH_ANTIVIRUS),
+        ],
+    )  # fmt: skip
+    counts["equipment.csv"] = write_csv(
+        out / "equipment.csv",
+        EQUIPMENT_COLUMNS,
+        (
+            [a.contract_number, "router", "TP-Link Archer C6", f"2231A{a.contract_number[-7:]}",
+             "rented", "true"]
+            for a in ACCOUNTS if a.router
+        ),
+    )  # fmt: skip
+    (out / "rules.yml").write_text(RULES_YML, encoding="utf-8")
+    counts["rules.yml"] = 1
     transactions.sort(key=lambda t: (t.contract_number, t.at))
     counts["transactions.csv"] = write_csv(
         out / "transactions.csv",

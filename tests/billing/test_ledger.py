@@ -253,7 +253,7 @@ async def test_a_changed_phone_finds_the_account(ledger: LedgerBilling) -> None:
          "unknown_tariff"),  # archived
         (IVANOV, op("service_on", service_id="no-such"), "unknown_service"),
         (IVANOV, op("service_on", service_id="bratsk-antivirus"), "unknown_service"),
-        (IVANOV, op("service_on", service_id="chita-old-tv"), "unknown_service"),  # archived
+        (IVANOV, op("service_on", service_id="chita-tv-sport-old"), "unknown_service"),  # archived
         (IVANOV, op("promised_payment", amount_rub="100", until="soon"), "bad_request"),
         (IVANOV, op("payment", amount_rub="-5"), "bad_request"),
         (IVANOV, op("set_contact", field="address", value="x"), "bad_request"),

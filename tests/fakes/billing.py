@@ -37,12 +37,6 @@ _UNPROCESSABLE = frozenset(
 )
 
 # Extra services for tests of service_on/service_off (the demo catalog may have none).
-SERVICES_CSV = """service_id,city_id,name,kind,price_rub,period,description,archived
-chita-antivirus,chita,Антивирус,antivirus,99.00,month,,false
-chita-static-ip,chita,Статический IP,static_ip,150.00,month,,false
-chita-old-tv,chita,Старый пакет ТВ,tv_package,50.00,month,,true
-bratsk-antivirus,bratsk,Антивирус,antivirus,99.00,month,,false
-"""
 
 
 # A blocked account with money on it (an operator blocked it): the only state in which the
@@ -50,15 +44,14 @@ bratsk-antivirus,bratsk,Антивирус,antivirus,99.00,month,,false
 BLOCKED_WITH_MONEY = "750099999990"
 _EXTRA_ACCOUNT = (
     f'{BLOCKED_WITH_MONEY},chita,Тестов Тест Тестович,+79140000099,,"ул. Бутина, 1, кв. 1",'
-    "chita-inet-100,100.00,0,blocked,2026-12-01\n"
+    "chita-inet-100,100.00,0,blocked,2026-12-01,false,,,\n"
 )
 
 
 def make_test_catalog(directory: Path) -> Path:
-    """A copy of the demo catalog in ``directory`` with a known services.csv and an account
-    that is blocked with a positive balance."""
+    """A copy of the demo catalog in ``directory`` with an account that is blocked with a
+    positive balance."""
     shutil.copytree(DEMO_CATALOG, directory, dirs_exist_ok=True)
-    (directory / "services.csv").write_text(SERVICES_CSV, encoding="utf-8")
     accounts = directory / "accounts.csv"
     text = accounts.read_text(encoding="utf-8")
     accounts.write_text(text.rstrip("\n") + "\n" + _EXTRA_ACCOUNT, encoding="utf-8")
