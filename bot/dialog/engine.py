@@ -9,12 +9,13 @@ tariff question is answered for Bratsk.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.billing import Billing
+from bot.billing import Billing, BillingUnavailable
 from bot.catalog.catalog import Catalog
 from bot.catalog.models import Account
 from bot.dialog.flows import DialogConfig, FlowSpec, SlotSpec
@@ -28,6 +29,8 @@ from bot.models import Button, Conversation, Inbound, Reply, Text
 from bot.notify import Notifier
 from bot.selfservice.service import AccountActions
 from bot.storage.base import Store
+
+log = logging.getLogger(__name__)
 
 # Payloads the engine itself understands (not intents): answering a question, the menu.
 INFORM = "inform"
@@ -105,7 +108,18 @@ class _Run:
 
     async def go(self) -> None:
         offer = self.state.memory.get(OFFER)
-        await self._go()
+        try:
+            await self._go()
+        except BillingUnavailable:
+            # The billing did not answer: say so and offer a person, rather than fail the turn
+            # (nothing was changed; what was asked can be asked again).
+            log.warning("billing unavailable during a dialog turn")
+            self._end_flow()
+            buttons = (
+                Button(Text("button.operator"), "/human_operator"),
+                Button(Text("button.menu"), "/menu"),
+            )
+            self.replies = [_reply("selfservice.billing_down", buttons)]
         # An offer lives until the next message: answered, or dropped when the talk moved on,
         # so a late "да" never confirms something the customer no longer has in front of them.
         if (

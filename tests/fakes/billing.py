@@ -95,6 +95,11 @@ class FakeBilling:
         """Answer the next ``times`` requests with ``status`` (and ``Retry-After``)."""
         self._failures.extend([(status, retry_after)] * times)
 
+    def recover(self) -> None:
+        """The bridge is healthy again: pending failures and delays are dropped."""
+        self._failures.clear()
+        self._delay = 0.0
+
     def delay(self, seconds: float) -> None:
         """Hold every request this long before answering (0 to stop)."""
         self._delay = seconds
