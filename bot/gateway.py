@@ -127,7 +127,10 @@ class Gateway:
                 conversation, replies = await self._bot_turn(conversation, inbound)
             rendered = tuple(self._translator.render_reply(conversation.locale, r) for r in replies)
             conversation = _remember_offered(conversation, rendered)
-            answers = tuple(TranscriptLine(r.sender, r.text, r.buttons) for r in rendered)
+            answers = tuple(
+                TranscriptLine(r.sender, r.text, r.buttons, attachments=r.attachments)
+                for r in rendered
+            )
             entries = await self._store.commit_turn(
                 TurnRecord(
                     conversation=conversation,

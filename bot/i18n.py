@@ -162,6 +162,7 @@ class Translator:
             text=text,
             buttons=tuple(self.render_button(locale, b) for b in reply.buttons),
             sender=reply.sender,
+            attachments=reply.attachments,
         )
 
     def render_button(self, locale: str, button: Button) -> RenderedButton:

@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping
 
 from bot.channels.base import Channel, OutboundMessage, RateLimit, SendError
-from bot.channels.fit import fit
+from bot.channels.fit import fit_message
 from bot.metrics import Metrics
 from bot.storage.base import OutboundItem, Store
 
@@ -122,10 +122,12 @@ class Outbox:
             await self._store.outbox_done(item.id, error="customer unreachable (blocked the bot)")
             self._metrics.inc("outbox_failed_total", channel=item.channel)
             return
-        parts = fit(item.text, item.buttons, channel.capabilities)
+        parts = fit_message(item.text, item.buttons, item.attachments, channel.capabilities)
         platform_ids: list[str] = []
-        for index, (text, buttons) in enumerate(parts):
-            message = OutboundMessage(item.chat_id, text, buttons, f"{item.id}:{index}")
+        for index, part in enumerate(parts):
+            message = OutboundMessage(
+                item.chat_id, part.text, part.buttons, f"{item.id}:{index}", part.attachments
+            )
             platform_id, error = await self._send_with_retries(channel, message, item)
             if error is not None:
                 await self._store.outbox_done(item.id, error=error)

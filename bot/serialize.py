@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from bot.models import Attachment, Contact, ConversationKey, Inbound, Location, RenderedButton
+from bot.models import (
+    Attachment,
+    Contact,
+    ConversationKey,
+    FileRef,
+    Inbound,
+    Location,
+    RenderedButton,
+)
 
 
 def inbound_to_json(inbound: Inbound) -> dict[str, Any]:
@@ -70,3 +79,26 @@ def buttons_to_json(buttons: tuple[RenderedButton, ...]) -> list[dict[str, str]]
 
 def buttons_from_json(data: list[dict[str, str]]) -> tuple[RenderedButton, ...]:
     return tuple(RenderedButton(b["title"], b["payload"]) for b in data)
+
+
+def files_to_json(refs: tuple[FileRef, ...]) -> list[dict[str, Any]]:
+    return [
+        {"file_id": r.file_id, "name": r.name, "content_type": r.content_type, "size": r.size}
+        for r in refs
+    ]
+
+
+def files_from_json(data: Any) -> tuple[FileRef, ...]:
+    """Files from their JSON form; tolerant of rows written before files existed (None)."""
+    if not isinstance(data, list):
+        return ()
+    return tuple(
+        FileRef(str(f["file_id"]), str(f["name"]), str(f["content_type"]), int(f["size"]))
+        for f in data
+        if isinstance(f, Mapping)
+    )
+
+
+def attachments_of(meta: Mapping[str, Any] | None) -> tuple[FileRef, ...]:
+    """The files a transcript line carried (kept in its meta under ``attachments``)."""
+    return files_from_json((meta or {}).get("attachments"))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from bot.models import RenderedButton
+from bot.models import FileRef, RenderedButton
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +34,9 @@ class OutboundMessage:
     text: str
     buttons: tuple[RenderedButton, ...]
     idempotency_key: str  # stable across retries: derived from our own outbox id
+    # Files to send with (after) the text; each adapter sends what its platform takes and a
+    # link or a note for the rest (``bot/channels/files.py``).
+    attachments: tuple[FileRef, ...] = ()
 
 
 class SendError(Exception):

@@ -4,8 +4,10 @@ title, which the gateway maps back), and long text is split at the platform's li
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from bot.channels.base import Capabilities
-from bot.models import RenderedButton
+from bot.models import FileRef, RenderedButton
 
 
 def split_text(text: str, limit: int) -> list[str]:
@@ -57,6 +59,27 @@ def fit(
     out: list[tuple[str, tuple[RenderedButton, ...]]] = [(c, ()) for c in chunks]
     out[-1] = (out[-1][0], shown)
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    text: str
+    buttons: tuple[RenderedButton, ...]
+    attachments: tuple[FileRef, ...] = ()
+
+
+def fit_message(
+    text: str,
+    buttons: tuple[RenderedButton, ...],
+    attachments: tuple[FileRef, ...],
+    caps: Capabilities,
+) -> list[Part]:
+    """``fit``, with the files on the last part: they come after everything they follow up
+    ("your invoice is attached") and next to the buttons, as one platform message where the
+    platform allows."""
+    parts = [Part(t, b) for t, b in fit(text, buttons, caps)]
+    parts[-1] = Part(parts[-1].text, parts[-1].buttons, attachments)
+    return parts
 
 
 def _shorten(title: str, limit: int) -> str:

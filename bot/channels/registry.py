@@ -18,17 +18,20 @@ from bot.config import Settings
 from bot.i18n import Translator
 from bot.ingress import Ingress
 from bot.storage.base import Store
+from bot.storage.files import FileStore
 
 
 @dataclass(frozen=True, slots=True)
 class ChannelDeps:
     """What an adapter may use: its settings, the durable ingress, the store (for identity
-    links and delivery receipts), and the wording already loaded and checked at start-up."""
+    links and delivery receipts), the wording already loaded and checked at start-up, and the
+    files sent to customers (None: the filesystem store under ``var/files``)."""
 
     settings: Settings
     ingress: Ingress
     store: Store
     translator: Translator
+    files: FileStore | None = None
 
 
 Factory = Callable[[ChannelDeps], Channel | None]

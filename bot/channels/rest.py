@@ -13,16 +13,20 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.files import file_response
 from bot.gateway import Gateway
 from bot.http import json_response
 from bot.identity import verify_contract
-from bot.models import ConversationKey, Inbound, Location, RenderedReply
+from bot.models import ConversationKey, FileRef, Inbound, Location, RenderedReply
+from bot.serialize import attachments_of
 from bot.storage.base import Store
+from bot.storage.files import FileStore
 
 CHANNEL = "rest"
 MAX_TEXT = 4096
 MAX_PAYLOAD = 1024
 MAX_SENDER = 128
+FILES_PATH = "/api/v1/files"
 
 
 class RequestError(ValueError):
@@ -107,10 +111,20 @@ def parse_message(body: Any) -> tuple[Inbound, Mapping[str, Any] | None]:
     return inbound, identity
 
 
+def _files_json(refs: tuple[FileRef, ...]) -> list[dict[str, Any]]:
+    """Files as the REST channel shows them: downloaded with the same credentials."""
+    return [
+        {"name": f.name, "content_type": f.content_type, "size": f.size,
+         "url": f"{FILES_PATH}/{f.file_id}"}
+        for f in refs
+    ]  # fmt: skip
+
+
 def _reply_json(reply: RenderedReply) -> dict[str, Any]:
     return {
         "text": reply.text,
         "buttons": [{"title": b.title, "payload": b.payload} for b in reply.buttons],
+        "attachments": _files_json(reply.attachments),
     }
 
 
@@ -120,16 +134,24 @@ def _error(status: int, message: str) -> web.Response:
 
 class RestChannel:
     def __init__(
-        self, *, gateway: Gateway, store: Store, token: str | None, identity_secret: str | None
+        self,
+        *,
+        gateway: Gateway,
+        store: Store,
+        token: str | None,
+        identity_secret: str | None,
+        files: FileStore | None = None,
     ) -> None:
         self._gateway = gateway
         self._store = store
         self._token = token
         self._identity_secret = identity_secret
+        self._files = files
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/api/v1/messages", self.post_message)
         app.router.add_get("/api/v1/conversations/{conversation_id}/messages", self.get_messages)
+        app.router.add_get(FILES_PATH + "/{file_id}", self.get_file)
 
     async def post_message(self, request: web.Request) -> web.Response:
         if not authorized(request, self._token):
@@ -178,9 +200,22 @@ class RestChannel:
                         "text": e.text,
                         "at": e.at.isoformat(),
                         "buttons": [{"title": b.title, "payload": b.payload} for b in e.buttons],
+                        "attachments": _files_json(attachments_of(e.meta)),
                     }
                     for e in entries
                 ],
                 "cursor": entries[-1].id if entries else after,
             }
         )
+
+    async def get_file(self, request: web.Request) -> web.Response:
+        """A file sent in a reply. The REST credentials already read every transcript, so they
+        read every file sent in one."""
+        if not authorized(request, self._token):
+            return _error(401 if self._token else 403, "not authorized")
+        found = (
+            None if self._files is None else await self._files.get(request.match_info["file_id"])
+        )
+        if found is None:
+            return _error(404, "no such file")
+        return file_response(*found)

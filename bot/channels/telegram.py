@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import re
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -33,14 +34,23 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from bot.channels.base import Capabilities, Channel, OutboundMessage, RateLimit, SendError
+from bot.channels.files import MB, ChannelFiles, with_lines
 from bot.config import ConfigError
 from bot.intents.entities import e164_phone
-from bot.models import Attachment, Contact, ConversationKey, Inbound, Location, RenderedButton
+from bot.models import (
+    Attachment,
+    Contact,
+    ConversationKey,
+    FileRef,
+    Inbound,
+    Location,
+    RenderedButton,
+)
 
 if TYPE_CHECKING:
     from aiogram import Bot
     from aiogram.methods.base import TelegramMethod
-    from aiogram.types import InlineKeyboardMarkup
+    from aiogram.types import InlineKeyboardMarkup, Message
 
     from bot.channels.registry import ChannelDeps
     from bot.ingress import Ingress
@@ -63,6 +73,9 @@ MEDIA = ("photo", "document", "video", "voice", "audio", "video_note", "animatio
 _START = re.compile(r"/start(?:@\w+)?(?:\s|$)")
 _SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")  # what setWebhook accepts as secret_token
 _BACKOFF_MAX = 60.0
+MAX_FILE = 50 * MB  # what a bot may upload through the Bot API (sendDocument)
+CAPTION_LIMIT = 1024  # characters of a document's caption
+_REMEMBERED_STEPS = 1000  # messages of a partly sent reply, so a retry does not repeat them
 
 
 class Unparsable(ValueError):
@@ -312,6 +325,7 @@ class TelegramChannel(Channel):
         polling: bool = False,
         public_url: str | None = None,
         poll_timeout: int = POLL_TIMEOUT,
+        files: ChannelFiles | None = None,
     ) -> None:
         from aiogram import Bot
         from aiogram.client.session.aiohttp import AiohttpSession
@@ -339,6 +353,9 @@ class TelegramChannel(Channel):
         self._poll_timeout = poll_timeout
         self._tasks: set[asyncio.Task[None]] = set()
         self._warned_unsecured = False
+        self._files = files
+        # "<idempotency key>:<step>" -> message id of the steps of a reply already delivered
+        self._sent_steps: OrderedDict[str, str] = OrderedDict()
 
     # -- incoming ---------------------------------------------------------------------------
     def routes(self, app: web.Application) -> None:
@@ -408,6 +425,82 @@ class TelegramChannel(Channel):
 
     # -- outgoing ---------------------------------------------------------------------------
     async def send(self, message: OutboundMessage) -> str | None:
+        """The text (with its buttons), then each file as a document; one file under a short
+        text goes as a single document with the text as its caption. Files above the Bot API's
+        upload limit (or gone from the store) become a link or a note in the text."""
+        from aiogram.types import BufferedInputFile
+
+        try:
+            chat_id = int(message.chat_id)
+        except ValueError:
+            raise SendError("not a Telegram chat id", permanent=True) from None
+        markup = await self._markup(message.buttons)
+        documents, text = await self._documents(message)
+        if len(documents) == 1 and len(text) <= CAPTION_LIMIT:
+            ref, data = documents[0]
+            return await self._step(
+                message,
+                "doc0",
+                lambda: self._bot.send_document(
+                    chat_id=chat_id,
+                    document=BufferedInputFile(data, filename=ref.name),
+                    caption=text or None,
+                    reply_markup=markup,
+                ),
+            )
+        ids: list[str] = []
+        if text:
+            ids.append(
+                await self._step(
+                    message,
+                    "text",
+                    lambda: self._bot.send_message(chat_id=chat_id, text=text, reply_markup=markup),
+                )
+            )
+        for index, (ref, data) in enumerate(documents):
+            document = BufferedInputFile(data, filename=ref.name)
+            ids.append(
+                await self._step(
+                    message,
+                    f"doc{index}",
+                    functools.partial(self._bot.send_document, chat_id=chat_id, document=document),
+                )
+            )
+        return ",".join(ids) or None
+
+    async def _documents(self, message: OutboundMessage) -> tuple[list[tuple[FileRef, bytes]], str]:
+        """The files to upload, and the text with a line for each file that cannot be."""
+        if not message.attachments or self._files is None:
+            return [], message.text
+        documents: list[tuple[FileRef, bytes]] = []
+        instead: list[FileRef] = []
+        for ref in message.attachments:
+            data = await self._files.load(ref) if ref.size <= MAX_FILE else None
+            if data is None:
+                instead.append(ref)
+            else:
+                documents.append((ref, data))
+        key = ConversationKey(CHANNEL, message.chat_id, message.chat_id)
+        return documents, with_lines(message.text, await self._files.instead(key, instead))
+
+    async def _step(
+        self, message: OutboundMessage, step: str, call: Callable[[], Awaitable[Message]]
+    ) -> str:
+        """One Bot API message of a reply, sent once: a retry of the reply after a later step
+        failed finds this one already delivered."""
+        done_key = f"{message.idempotency_key}:{step}"
+        done = self._sent_steps.get(done_key)
+        if done is not None:
+            return done
+        sent = await self._call(message, call)
+        self._sent_steps[done_key] = str(sent.message_id)
+        while len(self._sent_steps) > _REMEMBERED_STEPS:
+            self._sent_steps.popitem(last=False)
+        return str(sent.message_id)
+
+    async def _call(
+        self, message: OutboundMessage, call: Callable[[], Awaitable[Message]]
+    ) -> Message:
         from aiogram.exceptions import (
             ClientDecodeError,
             TelegramAPIError,
@@ -419,14 +512,7 @@ class TelegramChannel(Channel):
         )
 
         try:
-            chat_id = int(message.chat_id)
-        except ValueError:
-            raise SendError("not a Telegram chat id", permanent=True) from None
-        markup = await self._markup(message.buttons)
-        try:
-            sent = await self._bot.send_message(
-                chat_id=chat_id, text=message.text, reply_markup=markup
-            )
+            return await call()
         except TelegramRetryAfter as exc:
             raise SendError(self._redact(exc), retry_after=float(exc.retry_after)) from None
         except TelegramForbiddenError as exc:
@@ -440,7 +526,6 @@ class TelegramChannel(Channel):
             raise SendError(self._redact(exc)) from None
         except TelegramAPIError as exc:  # bad request, chat not found, bad token: final
             raise SendError(self._redact(exc), permanent=True) from None
-        return str(sent.message_id)
 
     async def _markup(self, buttons: tuple[RenderedButton, ...]) -> InlineKeyboardMarkup | None:
         from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
@@ -562,4 +647,5 @@ def create(deps: ChannelDeps) -> Channel | None:
         api_base=settings.telegram_api_base,
         polling=settings.telegram_polling,
         public_url=settings.public_url,
+        files=ChannelFiles.from_deps(deps),
     )

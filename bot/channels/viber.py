@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import re
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -31,9 +32,10 @@ from typing import TYPE_CHECKING, Any
 import requests
 from aiohttp import web
 from viberbot import Api, BotConfiguration
-from viberbot.api.messages import KeyboardMessage, TextMessage
+from viberbot.api.messages import FileMessage, KeyboardMessage, TextMessage
 
 from bot.channels.base import Capabilities, Channel, OutboundMessage, RateLimit, SendError
+from bot.channels.files import MB, ChannelFiles, with_lines
 from bot.http import json_response
 from bot.i18n import Translator
 from bot.ingress import Ingress
@@ -42,6 +44,7 @@ from bot.models import (
     Attachment,
     Contact,
     ConversationKey,
+    FileRef,
     Inbound,
     Location,
     RenderedButton,
@@ -73,6 +76,9 @@ SEND_TIMEOUT = 30.0
 # set_webhook makes Viber call our URL at once, so it can only succeed once we listen; start()
 # runs before the server binds, hence a background retry.
 WEBHOOK_RETRY_SECONDS = (1.0, 2.0, 5.0, 15.0, 30.0, 60.0, 120.0)
+# A file message carries a URL Viber downloads from (it takes no uploads), up to 50 MB.
+MAX_FILE = 50 * MB
+_REMEMBERED_STEPS = 1000  # messages of a partly sent reply, so a retry does not repeat them
 
 # send_message status codes (REST Bot API, "Error codes").
 RECEIVER_NOT_REGISTERED = 5
@@ -236,6 +242,7 @@ class ViberChannel(Channel):
         default_locale: str = "ru",
         menu: Sequence[tuple[str, str]] = MAIN_MENU,
         webhook_retry_seconds: Sequence[float] = WEBHOOK_RETRY_SECONDS,
+        files: ChannelFiles | None = None,
     ) -> None:
         self._auth_token = auth_token
         self._ingress = ingress
@@ -247,6 +254,8 @@ class ViberChannel(Channel):
         self._default_locale = default_locale
         self._menu = tuple(menu)
         self._webhook_retry = tuple(webhook_retry_seconds)
+        self._files = files
+        self._sent_steps: OrderedDict[str, str] = OrderedDict()
         self._api = Api(BotConfiguration(auth_token, bot_name, avatar))
         # The module constant is read once at Api(); the base lives on the request sender.
         self._api._request_sender._viber_bot_api_url = api_base.rstrip("/")
@@ -378,19 +387,58 @@ class ViberChannel(Channel):
         if message.buttons:
             keyboard = await self._keyboard(message.buttons, await self._locale(key))
             api_version = PICKER_API_VERSION
-        if message.text:
-            outgoing: Any = TextMessage(
-                text=message.text, keyboard=keyboard, min_api_version=api_version
+        files, text = await self._file_messages(message, key, keyboard, api_version)
+        outgoing: list[Any] = []
+        if text:
+            outgoing.append(TextMessage(text=text, keyboard=keyboard, min_api_version=api_version))
+        elif keyboard is not None and not files:
+            outgoing.append(KeyboardMessage(keyboard=keyboard, min_api_version=api_version))
+        outgoing += files
+        tokens: list[str] = []
+        for index, one in enumerate(outgoing):
+            step = f"{message.idempotency_key}:{index}"
+            done = self._sent_steps.get(step)
+            if done is None:
+                done = self._sent_steps[step] = await self._post(message.chat_id, one, key)
+                while len(self._sent_steps) > _REMEMBERED_STEPS:
+                    self._sent_steps.popitem(last=False)
+            tokens.append(done)
+        return ",".join(tokens) or None
+
+    async def _file_messages(
+        self,
+        message: OutboundMessage,
+        key: ConversationKey,
+        keyboard: dict[str, Any] | None,
+        api_version: int | None,
+    ) -> tuple[list[Any], str]:
+        """File messages pointing at signed public links (with the keyboard, which Viber shows
+        only while the latest message carries it), and the text with a line for each file that
+        cannot go that way: above Viber's limit (a link) or with no public address (a note)."""
+        if not message.attachments or self._files is None:
+            return [], message.text
+        files: list[Any] = []
+        instead: list[FileRef] = []
+        for ref in message.attachments:
+            url = self._files.public_link(ref) if ref.size <= MAX_FILE else None
+            if url is None:
+                instead.append(ref)
+                continue
+            files.append(
+                FileMessage(
+                    media=url,
+                    size=ref.size,
+                    file_name=ref.name,
+                    keyboard=keyboard,
+                    min_api_version=api_version,
+                )
             )
-        elif keyboard is not None:
-            outgoing = KeyboardMessage(keyboard=keyboard, min_api_version=api_version)
-        else:
-            return None
+        return files, with_lines(message.text, await self._files.instead(key, instead))
+
+    async def _post(self, chat_id: str, outgoing: Any, key: ConversationKey) -> str:
         try:
             async with asyncio.timeout(SEND_TIMEOUT):
-                tokens = await asyncio.to_thread(
-                    self._api.send_messages, message.chat_id, [outgoing]
-                )
+                tokens = await asyncio.to_thread(self._api.send_messages, chat_id, [outgoing])
         except TimeoutError:
             raise SendError(f"Viber did not answer within {SEND_TIMEOUT:.0f} s") from None
         except requests.HTTPError as exc:
@@ -530,4 +578,5 @@ def create(deps: ChannelDeps) -> Channel | None:
         avatar=settings.viber_avatar,
         public_url=settings.public_url,
         default_locale=settings.default_locale,
+        files=ChannelFiles.from_deps(deps),
     )

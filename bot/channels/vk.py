@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import io
 import json
 import logging
 import re
@@ -30,10 +31,12 @@ from jconfig import MemoryConfig  # type: ignore[import-untyped]  # vk-api's con
 from vk_api.exceptions import ApiError, ApiHttpError, VkApiError
 
 from bot.channels.base import Capabilities, Channel, OutboundMessage, RateLimit, SendError
+from bot.channels.files import MB, ChannelFiles, with_lines
 from bot.channels.fit import numbered
 from bot.models import (
     Attachment,
     ConversationKey,
+    FileRef,
     Inbound,
     InboundKind,
     Location,
@@ -63,6 +66,8 @@ _UNREACHABLE = {900, 901, 902}  # blacklisted us, no permission to write, privac
 _RETRYABLE = {1, 10}  # unknown error, internal server error
 _INLINE_MAX_ROWS = 6
 _MAX_CLIENTS = 100_000  # client_info remembered per peer (least recently seen forgotten)
+MAX_FILE = 200 * MB  # VK's limit for a document
+_MAX_UPLOADED = 1000  # documents remembered per (peer, file): a retry does not upload again
 # "[club123|@support] привет" in a group chat: the mention of the community is not the question.
 _MENTION = re.compile(r"^\s*\[(?:club|public)\d+\|[^\]]*\]\s*[,:]?\s*")
 
@@ -384,6 +389,7 @@ class VkChannel(Channel):
         api: Any | None = None,
         button_action: ButtonAction = "text",
         longpoll_wait: int = 25,
+        files: ChannelFiles | None = None,
     ) -> None:
         """``button_action`` "callback" sends callback buttons to clients that support them
         (presses arrive as ``message_event``, nothing is posted in the chat); "text" buttons
@@ -401,6 +407,8 @@ class VkChannel(Channel):
         self._tasks: set[asyncio.Task[None]] = set()
         self._poller: asyncio.Task[None] | None = None
         self._http: aiohttp.ClientSession | None = None
+        self._files = files
+        self._uploaded: OrderedDict[tuple[str, str], str] = OrderedDict()
 
     # --- lifetime ----------------------------------------------------------------------
     def routes(self, app: web.Application) -> None:
@@ -544,9 +552,13 @@ class VkChannel(Channel):
             else:
                 listed = numbered(message.buttons)
                 text = f"{text}\n\n{listed}" if text else listed
-        if not text:
+        documents, text = await self._documents(message, text, client)
+        if documents:
+            params["attachment"] = ",".join(documents)
+        elif not text:
             return None  # nothing to show
-        params["message"] = text
+        if text:
+            params["message"] = text
         try:
             result = await self._call("messages.send", params)
         except ApiError as exc:
@@ -557,6 +569,60 @@ class VkChannel(Channel):
             log.exception("vk: messages.send failed unexpectedly")
             raise SendError(f"VK send failed: {_describe(exc)}") from None
         return _message_id(result)
+
+    async def _documents(
+        self, message: OutboundMessage, text: str, client: ClientInfo | None
+    ) -> tuple[list[str], str]:
+        """The message's files uploaded as documents (``doc<owner>_<id>``, attached to the
+        one message), and the text with a line for each file VK will not take."""
+        if not message.attachments or self._files is None:
+            return [], text
+        peer = message.chat_id
+        documents: list[str] = []
+        instead: list[FileRef] = []
+        for ref in message.attachments:
+            document = await self._document(peer, ref, client) if ref.size <= MAX_FILE else None
+            if document is None:
+                instead.append(ref)
+            else:
+                documents.append(document)
+        user = client.user_id if client is not None else peer
+        key = ConversationKey(CHANNEL, peer, user)
+        return documents, with_lines(text, await self._files.instead(key, instead))
+
+    async def _document(self, peer: str, ref: FileRef, client: ClientInfo | None) -> str | None:
+        """Upload through ``docs.getMessagesUploadServer`` → the upload server → ``docs.save``
+        (vk-api's ``VkUpload``); None when the file is gone or VK refuses it for good."""
+        done = self._uploaded.get((peer, ref.file_id))
+        if done is not None:
+            return done
+        assert self._files is not None
+        data = await self._files.load(ref)
+        if data is None:
+            return None
+        try:
+            saved = await asyncio.to_thread(self._upload, peer, ref, data)
+        except ApiError as exc:
+            error = await self._send_error(exc, peer, client)
+            if not error.permanent or exc.code in _UNREACHABLE:
+                raise error from None
+            log.warning("vk: document %s refused, sending a link: %s", ref.file_id, exc)
+            return None
+        except (VkApiError, requests.RequestException, ValueError) as exc:
+            raise SendError(f"VK upload failed: {_describe(exc)}") from None
+        except (KeyError, TypeError) as exc:
+            raise SendError(f"VK upload answered oddly: {_describe(exc)}") from None
+        self._uploaded[(peer, ref.file_id)] = saved
+        while len(self._uploaded) > _MAX_UPLOADED:
+            self._uploaded.popitem(last=False)
+        return saved
+
+    def _upload(self, peer: str, ref: FileRef, data: bytes) -> str:
+        handle = io.BytesIO(data)
+        handle.name = ref.name  # vk-api names the upload after it (and VK reads the extension)
+        saved = vk_api.VkUpload(self._api).document_message(handle, title=ref.name, peer_id=peer)
+        doc = saved["doc"] if "doc" in saved else saved[0]  # API 5.199 / older answers
+        return f"doc{doc['owner_id']}_{doc['id']}"
 
     async def _keyboard(self, buttons: Sequence[RenderedButton], client: ClientInfo) -> str:
         action: ButtonAction = "text"
@@ -672,4 +738,9 @@ def create(deps: ChannelDeps) -> Channel | None:
     settings = deps.settings
     if not settings.vk_group_token or not settings.vk_group_id:
         return None
-    return VkChannel(settings=settings, ingress=deps.ingress, store=deps.store)
+    return VkChannel(
+        settings=settings,
+        ingress=deps.ingress,
+        store=deps.store,
+        files=ChannelFiles.from_deps(deps),
+    )

@@ -23,7 +23,12 @@ Protocol (JSON text frames):
                     {"type": "typing"}
                     {"type": "error", "code": ..., "id": <client id> | absent}
   entry = {"id", "from": customer|bot|operator|system, "text", "buttons": [{"title",
-  "payload"}], "at", "client_id", "kind"}
+  "payload"}], "at", "client_id", "kind", "attachments": [{"id", "name", "content_type",
+  "size", "url"}]}
+
+A file the bot sent is downloaded from ``GET /api/v1/widget/files/{id}`` with the session in
+the ``X-Widget-Session`` header (not in the URL, where it would land in the browser's history),
+and only by the session whose transcript holds it.
 
 The client id of each message makes a resend after a reconnect harmless: the ingress dedupes
 on ``<session>:<client id>``.
@@ -51,12 +56,16 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import BodyPartReader, WSCloseCode, WSMsgType, web
 
 from bot.channels.base import Capabilities, Channel, OutboundMessage, RateLimit
+from bot.channels.files import ChannelFiles
+from bot.files import file_response
 from bot.http import json_response
 from bot.i18n import Translator
 from bot.identity import verify_contract
 from bot.ingress import Ingress
 from bot.models import Attachment, ConversationKey, Inbound, Location, TranscriptEntry
+from bot.serialize import attachments_of
 from bot.storage.base import Store
+from bot.storage.files import FileStore
 
 if TYPE_CHECKING:  # the registry imports this module to list its factory
     from bot.channels.registry import ChannelDeps
@@ -79,6 +88,8 @@ FRAMES_PER_SECOND = 2.0
 HISTORY_LIMIT = 200
 UPLOAD_CHUNK = 64 * 1024
 JS_PLACEHOLDER = "__ISPW_BUILD__"
+FILES_PATH = "/api/v1/widget/files"
+SESSION_HEADER = "X-Widget-Session"
 
 # Uploads allowed by content, not by the name or the declared type: (signature, extension, kind).
 _SIGNATURES: tuple[tuple[bytes, str, str], ...] = (
@@ -173,6 +184,16 @@ def entry_json(entry: TranscriptEntry) -> dict[str, Any]:
         "at": entry.at.isoformat(),
         "client_id": meta.get("message_id"),
         "kind": meta.get("kind"),
+        "attachments": [
+            {
+                "id": f.file_id,
+                "name": f.name,
+                "content_type": f.content_type,
+                "size": f.size,
+                "url": f"{FILES_PATH}/{f.file_id}",
+            }
+            for f in attachments_of(meta)
+        ],
     }
 
 
@@ -264,8 +285,10 @@ class WidgetChannel(Channel):
         uploads_dir: Path,
         strings: Mapping[str, Mapping[str, str]],
         default_locale: str = "ru",
+        files: FileStore | None = None,
     ) -> None:
         self._ingress = ingress
+        self._files = files
         self._store = store
         self._identity_secret = identity_secret
         self._uploads_dir = uploads_dir
@@ -281,6 +304,8 @@ class WidgetChannel(Channel):
         app.router.add_get("/widget.js", self.script)
         app.router.add_get("/ws/widget", self.websocket)
         app.router.add_post("/api/v1/widget/upload", self.upload)
+        app.router.add_get(FILES_PATH + "/{file_id}", self.download)
+        app.router.add_route("OPTIONS", FILES_PATH + "/{file_id}", self.download_preflight)
         app.on_shutdown.append(self._shutdown)
 
     async def demo_page(self, request: web.Request) -> web.Response:
@@ -534,6 +559,28 @@ class WidgetChannel(Channel):
         partial_path.rename(final)
         return final, _display_name(part.filename), kind
 
+    # --- files the bot sent -------------------------------------------------------------------
+    async def download(self, request: web.Request) -> web.StreamResponse:
+        session = request.headers.get(SESSION_HEADER, "")
+        file_id = request.match_info["file_id"]
+        if not SESSION_RE.fullmatch(session):
+            return _cors(json_response({"error": "not authorized"}, status=403))
+        # The same 404 for another session's file and for no file: ids cannot be probed.
+        found = None
+        if self._files is not None and await _holds(self._store, session, file_id):
+            found = await self._files.get(file_id)
+        if found is None:
+            return _cors(json_response({"error": "not found"}, status=404))
+        return _cors(file_response(*found))
+
+    async def download_preflight(self, request: web.Request) -> web.StreamResponse:
+        # The session travels in a header, so a page on another origin asks first.
+        response = web.Response(status=204)
+        response.headers["Access-Control-Allow-Methods"] = "GET"
+        response.headers["Access-Control-Allow-Headers"] = SESSION_HEADER
+        response.headers["Access-Control-Max-Age"] = "600"
+        return _cors(response)
+
     # --- delivery -------------------------------------------------------------------------------
     async def send(self, message: OutboundMessage) -> str | None:
         """Push what the session's open tabs have not seen. The reply is already in the
@@ -553,6 +600,19 @@ class WidgetChannel(Channel):
         for sock in sockets:
             with contextlib.suppress(Exception):
                 await sock.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+
+
+async def _holds(store: Store, session: str, file_id: str) -> bool:
+    """Whether the session's own transcript carries this file."""
+    conversation_id = conversation_key(session).id
+    after = 0
+    while True:
+        page = await store.messages(conversation_id, after=after, limit=500)
+        if any(f.file_id == file_id for e in page for f in attachments_of(e.meta)):
+            return True
+        if len(page) < 500:
+            return False
+        after = page[-1].id
 
 
 async def _small_field(part: BodyPartReader) -> str:
@@ -583,4 +643,5 @@ def create(deps: ChannelDeps) -> Channel | None:
         uploads_dir=settings.var_dir / "uploads",
         strings=widget_strings(deps.translator),
         default_locale=settings.default_locale,
+        files=ChannelFiles.from_deps(deps).files,
     )

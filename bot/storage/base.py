@@ -13,6 +13,7 @@ from typing import Any
 from bot.models import (
     Conversation,
     ConversationKey,
+    FileRef,
     Inbound,
     RenderedButton,
     Sender,
@@ -47,6 +48,8 @@ class TranscriptLine:
     text: str
     buttons: tuple[RenderedButton, ...] = ()
     meta: Mapping[str, Any] | None = None
+    # Files sent with the line: kept in the transcript's meta (``attachments``) and the outbox.
+    attachments: tuple[FileRef, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +83,7 @@ class OutboundItem:
     text: str
     buttons: tuple[RenderedButton, ...]
     attempts: int
+    attachments: tuple[FileRef, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

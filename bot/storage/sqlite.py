@@ -26,6 +26,8 @@ from bot.models import (
 from bot.serialize import (
     buttons_from_json,
     buttons_to_json,
+    files_from_json,
+    files_to_json,
     inbound_from_json,
     inbound_to_json,
 )
@@ -37,6 +39,7 @@ from bot.storage.base import (
     QueueEntry,
     Store,
     StoredRequest,
+    TranscriptLine,
     TurnRecord,
 )
 from bot.storage.sqlite_db import SqliteDb
@@ -106,7 +109,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_error TEXT,
     platform_message_id TEXT,
     created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    attachments TEXT NOT NULL DEFAULT '[]'  -- files to send with the text (FileRef JSON)
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (status, id);
 CREATE TABLE IF NOT EXISTS payload_tokens (
@@ -161,8 +165,24 @@ CREATE TABLE IF NOT EXISTS requests (
 """
 
 
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring a store made by an older version up to the schema above (columns only added)."""
+    outbox = {row[1] for row in db.execute("PRAGMA table_info(outbox)")}
+    if "attachments" not in outbox:
+        db.execute("ALTER TABLE outbox ADD COLUMN attachments TEXT NOT NULL DEFAULT '[]'")
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _line_meta(line: TranscriptLine) -> dict[str, Any]:
+    """A transcript line's meta; its files go in there, so every reader of the transcript
+    (REST, the console, the widget's history) finds them without a schema change."""
+    meta = dict(line.meta or {})
+    if line.attachments:
+        meta["attachments"] = files_to_json(line.attachments)
+    return meta
 
 
 _UPSERT_CONVERSATION = (
@@ -217,7 +237,7 @@ def _conversation_row(conversation: Conversation, at: datetime) -> tuple[object,
 
 class SqliteStore(Store):
     def __init__(self, *, path: Path) -> None:
-        self._db = SqliteDb(path, schema=_SCHEMA, thread_name="sqlite-store")
+        self._db = SqliteDb(path, schema=_SCHEMA, thread_name="sqlite-store", migrate=_migrate)
         self._run = self._db.run
 
     async def load_conversation(self, key: ConversationKey) -> Conversation | None:
@@ -446,19 +466,21 @@ class SqliteStore(Store):
                     (
                         conversation.id, line.sender, line.text,
                         json.dumps(buttons_to_json(line.buttons), ensure_ascii=False),
-                        json.dumps(dict(line.meta or {}), ensure_ascii=False),
+                        json.dumps(_line_meta(line), ensure_ascii=False),
                         at.isoformat(),
                     ),
                 )  # fmt: skip
                 ids.append(cast(int, cur.lastrowid))
             for line in turn.deliver:
                 buttons = json.dumps(buttons_to_json(line.buttons), ensure_ascii=False)
+                files = json.dumps(files_to_json(line.attachments), ensure_ascii=False)
                 db.execute(
                     "INSERT INTO outbox (conversation_id, channel, chat_id, text, buttons,"
-                    " status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
+                    " status, created_at, updated_at, attachments)"
+                    " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
                     (
                         conversation.id, conversation.key.channel, conversation.key.chat_id,
-                        line.text, buttons, at.isoformat(), at.isoformat(),
+                        line.text, buttons, at.isoformat(), at.isoformat(), files,
                     ),
                 )  # fmt: skip
             if turn.inbox_id is not None:
@@ -474,7 +496,7 @@ class SqliteStore(Store):
                 text=line.text,
                 at=at,
                 buttons=line.buttons,
-                meta=dict(line.meta or {}),
+                meta=_line_meta(line),
             )
             for i, line in zip(ids, turn.lines, strict=True)
         ]
@@ -482,15 +504,18 @@ class SqliteStore(Store):
     async def outbox_pending(self, *, limit: int = 500) -> list[OutboundItem]:
         rows = await self._run(
             lambda db: db.execute(
-                "SELECT id, conversation_id, channel, chat_id, text, buttons, attempts FROM outbox"
-                " WHERE status = 'pending' ORDER BY id LIMIT ?",
+                "SELECT id, conversation_id, channel, chat_id, text, buttons, attempts,"
+                " attachments FROM outbox WHERE status = 'pending' ORDER BY id LIMIT ?",
                 (limit,),
             ).fetchall()
         )
         return [
-            OutboundItem(r[0], r[1], r[2], r[3], r[4], buttons_from_json(json.loads(r[5])), r[6])
+            OutboundItem(
+                r[0], r[1], r[2], r[3], r[4], buttons_from_json(json.loads(r[5])), r[6],
+                files_from_json(json.loads(r[7])),
+            )
             for r in rows
-        ]
+        ]  # fmt: skip
 
     async def outbox_done(
         self, item_id: int, *, platform_message_id: str | None = None, error: str | None = None

@@ -19,7 +19,16 @@ T = TypeVar("T")
 
 
 class SqliteDb:
-    def __init__(self, path: Path, *, schema: str, thread_name: str) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        schema: str,
+        thread_name: str,
+        migrate: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> None:
+        """``migrate`` brings a file made by an older version up to ``schema`` (which only
+        creates what is missing): added columns, before anything else touches the file."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._closed = False
@@ -28,6 +37,8 @@ class SqliteDb:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(schema)
+        if migrate is not None:
+            migrate(self._db)
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         loop = asyncio.get_running_loop()

@@ -4,7 +4,8 @@ It serves ``POST /bot<token>/<method>`` like api.telegram.org (form-encoded, mul
 parameters; ``{"ok": true, "result": ...}`` or ``{"ok": false, "error_code", "description",
 "parameters"}``), records every call, serves queued updates to ``getUpdates`` (holding the
 request a moment when there are none, like long polling), and can be told to fail a method
-(429 with ``retry_after``, 403 "blocked by the user", 400, 500).
+(429 with ``retry_after``, 403 "blocked by the user", 400, 500). ``sendDocument`` takes a
+multipart upload up to the Bot API's 50 MB and keeps the bytes (``documents``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ from aiohttp import web
 JSON_PARAMS = frozenset(
     {"reply_markup", "allowed_updates", "entities", "link_preview_options", "reply_parameters"}
 )
+
+# Parameters that may carry an uploaded file: the part itself, or "attach://<part name>".
+UPLOAD_PARAMS = frozenset({"document", "photo", "audio", "video", "voice", "animation"})
+MAX_UPLOAD = 50 * 1024 * 1024  # what a bot may upload
+MAX_CAPTION = 1024
 
 FAILURES: dict[str, tuple[int, str]] = {
     "429": (429, "Too Many Requests: retry after {retry_after}"),
@@ -39,6 +45,25 @@ class Call:
 
 
 @dataclass(frozen=True)
+class Upload:
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Document:
+    """A document Telegram accepted and showed in the chat."""
+
+    chat_id: int
+    message_id: int
+    filename: str
+    data: bytes
+    caption: str | None
+    reply_markup: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
 class Failure:
     kind: str  # a key of FAILURES
     retry_after: int = 1
@@ -49,6 +74,7 @@ class FakeTelegram:
         self.token = token
         self.bot_id = int(token.split(":")[0])
         self.calls: list[Call] = []
+        self.documents: list[Document] = []
         self.updates: list[dict[str, Any]] = []  # kept until a getUpdates offset confirms them
         self.poll_wait = poll_wait  # how long an empty getUpdates is held (capped for tests)
         self._failures: dict[str, list[Failure]] = {}
@@ -85,7 +111,7 @@ class FakeTelegram:
                 await self._changed.wait()
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(client_max_size=MAX_UPLOAD + 1024 * 1024)  # room for uploads
         app.router.add_post("/bot{token}/{method}", self._handle)
         return app
 
@@ -111,7 +137,10 @@ class FakeTelegram:
         handler = getattr(self, f"_m_{method}", None)
         if handler is None:
             return _error(404, "Not Found: method not found")
-        return web.json_response({"ok": True, "result": await handler(params)})
+        try:
+            return web.json_response({"ok": True, "result": await handler(params)})
+        except _Refused as refused:
+            return _error(refused.status, refused.description)
 
     async def _m_getMe(self, params: dict[str, Any]) -> dict[str, Any]:
         return self._me()
@@ -128,6 +157,41 @@ class FakeTelegram:
         }
         if isinstance(params.get("reply_markup"), dict):
             message["reply_markup"] = params["reply_markup"]
+        return message
+
+    async def _m_sendDocument(self, params: dict[str, Any]) -> dict[str, Any]:
+        upload = params.get("document")
+        if not isinstance(upload, Upload):
+            raise _Refused(400, "Bad Request: there is no document in the request")
+        if len(upload.data) > MAX_UPLOAD:
+            raise _Refused(413, "Request Entity Too Large")
+        caption = params.get("caption")
+        if caption is not None and len(caption) > MAX_CAPTION:
+            raise _Refused(400, "Bad Request: message caption is too long")
+        self._next_message_id += 1
+        chat_id = int(params["chat_id"])
+        markup = params.get("reply_markup")
+        markup = markup if isinstance(markup, dict) else None
+        self.documents.append(
+            Document(chat_id, self._next_message_id, upload.filename, upload.data, caption, markup)
+        )
+        message: dict[str, Any] = {
+            "message_id": self._next_message_id,
+            "from": self._me(),
+            "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "group"},
+            "date": int(time.time()),
+            "document": {
+                "file_id": f"doc-{self._next_message_id}",
+                "file_unique_id": f"u-{self._next_message_id}",
+                "file_name": upload.filename,
+                "mime_type": upload.content_type,
+                "file_size": len(upload.data),
+            },
+        }
+        if caption is not None:
+            message["caption"] = caption
+        if markup is not None:
+            message["reply_markup"] = markup
         return message
 
     async def _m_answerCallbackQuery(self, params: dict[str, Any]) -> bool:
@@ -163,15 +227,32 @@ async def _params(request: web.Request) -> dict[str, Any]:
         return dict(body) if isinstance(body, dict) else {}
     form = await request.post()
     params: dict[str, Any] = {}
+    uploads: dict[str, Upload] = {}
     for name, value in form.items():
         if isinstance(value, str):
             text = value
         elif isinstance(value, bytes):
             text = value.decode()
-        else:  # an uploaded part
+        elif value.filename and value.filename != name:  # a file: its bytes as they arrived
+            uploads[name] = Upload(value.filename, value.content_type, value.file.read())
+            continue
+        else:  # a parameter sent as a part
             text = value.file.read().decode()
         params[name] = json.loads(text) if name in JSON_PARAMS else text
+    for name in UPLOAD_PARAMS:  # aiogram sends document="attach://<part>" and the part
+        value = params.get(name)
+        if isinstance(value, str) and value.startswith("attach://"):
+            params[name] = uploads.get(value.removeprefix("attach://"), value)
+        elif name in uploads:
+            params[name] = uploads[name]
     return params
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, description: str) -> None:
+        super().__init__(description)
+        self.status = status
+        self.description = description
 
 
 def _error(status: int, description: str, parameters: dict[str, Any] | None = None) -> web.Response:

@@ -4,7 +4,9 @@ The real viberbot client talks HTTP to it. It answers like Viber: ``{"status": 0
 64-bit ``message_token`` above 2**53, the documented error statuses in a 200 body, and plain
 HTTP errors where Viber's front end gives them. ``set_webhook`` calls the URL back with a signed
 ``webhook`` event, as Viber does, and refuses the URL unless it answers 200. Every request is
-recorded; ``failures`` makes the next ``send_message`` calls fail, in order.
+recorded; ``failures`` makes the next ``send_message`` calls fail, in order. A ``file``
+message names a URL Viber downloads the file from: the fake downloads it too, at once, and keeps
+what it got (``fetched``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,17 @@ _STATUS = {
 }
 PICKER_ACTIONS = {"location-picker", "share-phone"}
 BUTTON_ACTIONS = {"reply", "open-url", "none", *PICKER_ACTIONS}
+MAX_FILE = 50 * 1024 * 1024  # Viber's limit for a file message
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What Viber got when it downloaded a file message's ``media``."""
+
+    url: str
+    file_name: str
+    status: int
+    data: bytes
 
 
 def sign(auth_token: str, body: bytes) -> str:
@@ -53,6 +66,7 @@ class FakeViber:
     webhook_url: str | None = None
     webhook_events: list[str] = field(default_factory=list)
     delivered: list[dict[str, Any]] = field(default_factory=list)  # accepted send_message bodies
+    fetched: list[Fetched] = field(default_factory=list)  # media of file messages, downloaded
     _tokens: itertools.count[int] = field(default_factory=lambda: itertools.count(FIRST_TOKEN, 2))
 
     def app(self) -> web.Application:
@@ -75,7 +89,7 @@ class FakeViber:
         if not hmac.compare_digest(str(given).encode(), self.auth_token.encode()):
             return _status(2, "invalidAuthToken")
         if method == "send_message":
-            return self._send_message(body)
+            return await self._send_message(body)
         if method == "set_webhook":
             return await self._set_webhook(body)
         if method == "get_account_info":
@@ -85,7 +99,7 @@ class FakeViber:
             )  # fmt: skip
         return web.Response(status=404)
 
-    def _send_message(self, body: dict[str, Any]) -> web.Response:
+    async def _send_message(self, body: dict[str, Any]) -> web.Response:
         if self.failures:
             failure = self.failures.pop(0)
             if failure == "http_500":
@@ -97,12 +111,23 @@ class FakeViber:
         problem = _check_message(body)
         if problem:
             return _status(3, f"badData: {problem}")
+        if body.get("type") == "file":
+            await self._download(body)
         self.delivered.append(body)
         token = next(self._tokens)
         return web.json_response(
             {"status": 0, "status_message": "ok", "message_token": token,
              "chat_hostname": "SN-CHAT-01_", "billing_status": 1},
         )  # fmt: skip
+
+    async def _download(self, body: dict[str, Any]) -> None:
+        url = str(body["media"])
+        try:
+            async with aiohttp.ClientSession() as session, session.get(url) as resp:
+                status, data = resp.status, await resp.read()
+        except aiohttp.ClientError:
+            status, data = 0, b""
+        self.fetched.append(Fetched(url, str(body["file_name"]), status, data))
 
     async def _set_webhook(self, body: dict[str, Any]) -> web.Response:
         url = body.get("url")
@@ -150,6 +175,14 @@ def _check_message(body: dict[str, Any]) -> str | None:
         return "no sender name"
     if body.get("type") == "text" and not (0 < len(body.get("text") or "") <= 7000):
         return "text length"
+    if body.get("type") == "file":
+        media, size, name = body.get("media"), body.get("size"), body.get("file_name")
+        if not isinstance(media, str) or not media.startswith(("http://", "https://")):
+            return "file media must be a URL"
+        if not isinstance(size, int) or not 0 < size <= MAX_FILE:
+            return "file size"
+        if not isinstance(name, str) or not 0 < len(name) <= 256 or "." not in name:
+            return "file_name"
     keyboard = body.get("keyboard")
     if keyboard is None:
         return None if body.get("type") else "neither a message type nor a keyboard"

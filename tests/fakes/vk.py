@@ -4,18 +4,24 @@ It serves ``POST/GET /method/<name>`` like api.vk.com (form parameters; ``{"resp
 ``{"error": {"error_code", "error_msg"}}``), de-duplicates ``messages.send`` by ``random_id`` the
 way VK does, hands out a Bots Long Poll server on itself (``/lp``) whose ``a_check`` serves
 queued updates, and can be told to fail (a VK error code, HTTP 500, or a "lost answer": the
-message is delivered but the client sees HTTP 500).
+message is delivered but the client sees HTTP 500). Documents go the way VK takes them:
+``docs.getMessagesUploadServer`` names an upload URL on itself (``/upload``), the multipart
+upload answers a ``file`` string, ``docs.save`` turns it into a document (``saved_docs``) that
+``messages.send`` may attach as ``doc<owner_id>_<id>``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+
+MAX_DOC = 200 * 1024 * 1024  # VK's limit for a document
 
 ERROR_MESSAGES = {
     3: "Unknown method passed",
@@ -45,6 +51,23 @@ class Delivered:
     text: str
     random_id: str
     keyboard: dict[str, Any] | None
+    attachments: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SavedDoc:
+    """A document uploaded for a conversation and saved with ``docs.save``."""
+
+    owner_id: int
+    id: int
+    peer_id: str
+    title: str
+    filename: str  # the name of the uploaded part
+    data: bytes
+
+    @property
+    def attachment(self) -> str:
+        return f"doc{self.owner_id}_{self.id}"
 
 
 @dataclass(frozen=True)
@@ -69,6 +92,9 @@ class FakeVk:
         self._next_message_id = 1000
         self._ts_base = 100
         self._events: list[dict[str, Any]] = []
+        self.saved_docs: list[SavedDoc] = []
+        self._uploads: dict[str, tuple[str, str, bytes]] = {}  # file string -> peer, name, data
+        self._next_doc_id = 600000
 
     # --- test controls -------------------------------------------------------------------
     def fail(self, method: str, failure: Failure, times: int = 1) -> None:
@@ -92,8 +118,9 @@ class FakeVk:
         return [d for d in self.delivered if d.peer_id == str(peer_id)]
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(client_max_size=MAX_DOC + 1024 * 1024)  # room for uploads
         app.router.add_route("*", "/method/{name}", self._method)
+        app.router.add_post("/upload", self._upload)
         app.router.add_get("/lp", self._a_check)
         return app
 
@@ -117,6 +144,8 @@ class FakeVk:
             "messages.send": self._send,
             "messages.sendMessageEventAnswer": self._event_answer,
             "groups.getLongPollServer": self._longpoll_server,
+            "docs.getMessagesUploadServer": self._upload_server,
+            "docs.save": self._save_doc,
         }.get(name)
         if handler is None:
             return _error(3)
@@ -127,7 +156,11 @@ class FakeVk:
 
     def _send(self, params: dict[str, str], request: web.Request) -> dict[str, Any]:
         peer, random_id = params.get("peer_id"), params.get("random_id")
-        if not peer or random_id is None or not params.get("message"):
+        attachments = tuple(a for a in params.get("attachment", "").split(",") if a)
+        if not peer or random_id is None or not (params.get("message") or attachments):
+            return _error_body(100)
+        known_docs = {d.attachment: d for d in self.saved_docs}
+        if any(a not in known_docs or known_docs[a].peer_id != peer for a in attachments):
             return _error_body(100)
         keyboard = None
         if "keyboard" in params:
@@ -140,8 +173,49 @@ class FakeVk:
         self._next_message_id += 1
         message_id = self._next_message_id
         self._by_random[(peer, random_id)] = message_id
-        self.delivered.append(Delivered(message_id, peer, params["message"], random_id, keyboard))
+        self.delivered.append(
+            Delivered(message_id, peer, params.get("message", ""), random_id, keyboard, attachments)
+        )
         return {"response": message_id}
+
+    def _upload_server(self, params: dict[str, str], request: web.Request) -> dict[str, Any]:
+        peer = params.get("peer_id")
+        if not peer:
+            return _error_body(100)
+        url = f"{request.url.origin()}/upload?peer_id={peer}"
+        return {"response": {"upload_url": url}}
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        """VK's upload server: one multipart ``file``; answers ``{"file": "..."}``."""
+        form = await request.post()
+        part = form.get("file")
+        if part is None or isinstance(part, str | bytes):
+            return web.json_response({"error": "no file"})
+        data = part.file.read()
+        if len(data) > MAX_DOC:
+            return web.json_response({"error": "file too large"})
+        token = secrets.token_hex(8)
+        self._uploads[token] = (request.query.get("peer_id", ""), part.filename, data)
+        return web.json_response({"file": token})
+
+    def _save_doc(self, params: dict[str, str], request: web.Request) -> dict[str, Any]:
+        upload = self._uploads.pop(params.get("file", ""), None)
+        if upload is None:
+            return _error_body(100)
+        peer, filename, data = upload
+        self._next_doc_id += 1
+        title = params.get("title") or filename
+        doc = SavedDoc(-int(self.group_id), self._next_doc_id, peer, title, filename, data)
+        self.saved_docs.append(doc)
+        body = {
+            "id": doc.id,
+            "owner_id": doc.owner_id,
+            "title": title,
+            "size": len(data),
+            "ext": filename.rsplit(".", 1)[-1],
+            "url": f"https://vk.com/doc{doc.id}",
+        }
+        return {"response": {"type": "doc", "doc": body}}
 
     def _event_answer(self, params: dict[str, str], request: web.Request) -> dict[str, Any]:
         if not all(params.get(k) for k in ("event_id", "user_id", "peer_id")):

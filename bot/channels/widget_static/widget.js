@@ -378,6 +378,13 @@
     var text = entry.text;
     if (!text && entry.kind === "attachment") text = "\ud83d\udcce " + T.attachment;
     node.appendChild(el("div", "text", text || ""));
+    if (entry.attachments && entry.attachments.length) {
+      var files = el("div", "files");
+      entry.attachments.forEach(function (file) {
+        files.appendChild(fileLink(file));
+      });
+      node.appendChild(files);
+    }
     if (entry.buttons && entry.buttons.length) {
       var row = el("div", "buttons");
       entry.buttons.forEach(function (button) {
@@ -403,6 +410,43 @@
   }
 
   // --- files -----------------------------------------------------------------------------------
+  function fileLink(file) {
+    // A real link (it reads and behaves as one), but the click fetches the file with the
+    // session in a header: a plain navigation could not prove whose file it is.
+    var link = el("a", "file", "\ud83d\udcce " + file.name);
+    link.href = new URL(file.url, httpOrigin).href;
+    link.setAttribute("download", file.name);
+    link.addEventListener("click", function (event) {
+      event.preventDefault();
+      download(file);
+    });
+    return link;
+  }
+
+  function download(file) {
+    fetch(new URL(file.url, httpOrigin).href, { headers: { "X-Widget-Session": state.session } })
+      .then(function (response) {
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        return response.blob();
+      })
+      .then(function (blob) {
+        var url = URL.createObjectURL(blob);
+        var save = document.createElement("a");
+        save.href = url;
+        save.download = file.name;
+        save.hidden = true;
+        root.appendChild(save);
+        save.click();
+        save.remove();
+        setTimeout(function () {
+          URL.revokeObjectURL(url);
+        }, 60000);
+      })
+      .catch(function () {
+        flashNotice(T.download_failed);
+      });
+  }
+
   function upload(file) {
     if (file.size > BUILD.maxUpload) {
       flashNotice(T.file_too_large.replace("{limit_mb}", String(BUILD.maxUpload / 1048576)));
