@@ -13,9 +13,11 @@ from bot.channels.base import Channel
 from bot.channels.registry import ChannelDeps, build_channels
 from bot.config import Settings
 from bot.dialog.actions import ACTIONS
+from bot.dialog.actions.invoice import FILES, INVOICE_LABELS, MONEY
 from bot.dialog.engine import INFORM, MENU, DialogEngine
 from bot.dialog.flows import DialogConfig, load_dialog
 from bot.dialog.slots import HINTS, SUGGESTERS, VALIDATORS
+from bot.files import files_folder
 from bot.gateway import Gateway, register_metrics
 from bot.handoff.config import load_handoff_config
 from bot.handoff.events import EventHub
@@ -34,7 +36,11 @@ from bot.models import Text
 from bot.notify import FileNotifier
 from bot.outbox import Outbox
 from bot.outbox import register_metrics as register_outbox_metrics
+from bot.selfservice.invoice import INVOICE_LABEL_KEYS
+from bot.selfservice.oplog import OperationLog, SqliteOperationLog
+from bot.selfservice.service import AccountActions
 from bot.storage.base import Locks, Store
+from bot.storage.files import FileStore, FilesystemFileStore
 from bot.storage.memory_locks import MemoryLocks
 from bot.storage.sqlite import SqliteStore
 
@@ -107,6 +113,9 @@ class Services:
     channels: dict[str, Channel]
     operators: OperatorStore
     handoff: HandoffService
+    files: FileStore  # files sent to customers (invoices)
+    account_actions: AccountActions  # promised payment, pause … for the bot and the console
+    oplog: OperationLog
 
     async def start(self) -> None:
         """Background work: channels (long polling), unanswered inbounds, unsent replies."""
@@ -125,6 +134,7 @@ class Services:
         await self.locks.close()
         await self.operators.close()
         await self.billing.close()
+        await self.oplog.close()
         await self.store.close()
 
 
@@ -140,12 +150,15 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
     if nlu is None:
         nlu = build_nlu(catalog, flows_dir=settings.flows_dir, threshold=settings.nlu_threshold)
     store = SqliteStore(path=settings.sqlite_path)
+    files = FilesystemFileStore(files_folder(settings))
     locks = MemoryLocks()
     metrics = Metrics()
     register_metrics(metrics)
     register_outbox_metrics(metrics)
     register_ingress_metrics(metrics)
     notifier = FileNotifier(folder=settings.var_dir / "notifications")
+    oplog = SqliteOperationLog(settings.var_dir / "operations.sqlite3")
+    account_actions = AccountActions(billing=billing, catalog=catalog, oplog=oplog)
     engine = DialogEngine(
         config=dialog,
         nlu=nlu,
@@ -155,6 +168,14 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
         store=store,
         notifier=notifier,
         translator=translator,
+        account_actions=account_actions,
+        extras={
+            FILES: files,
+            INVOICE_LABELS: lambda locale: {
+                key: str(translator.message(locale, f"invoice.{key}")) for key in INVOICE_LABEL_KEYS
+            },
+            MONEY: translator.money,
+        },
     )
     gateway = Gateway(
         store=store,
@@ -168,7 +189,7 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
     channels: dict[str, Channel] = {}  # filled below; the outbox reads it when sending
     outbox = Outbox(store=store, channels=channels, metrics=metrics)
     ingress = Ingress(store=store, gateway=gateway, outbox=outbox, metrics=metrics)
-    channels.update(build_channels(ChannelDeps(settings, ingress, store, translator)))
+    channels.update(build_channels(ChannelDeps(settings, ingress, store, translator, files)))
     operators = SqliteOperatorStore(default_operators_path(settings))
     register_handoff_metrics(metrics)
     handoff = HandoffService(
@@ -192,5 +213,5 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
     )  # fmt: skip
     return Services(
         settings, catalog, billing, store, locks, translator, nlu, engine, metrics, gateway,
-        outbox, ingress, channels, operators, handoff,
+        outbox, ingress, channels, operators, handoff, files, account_actions, oplog,
     )  # fmt: skip
