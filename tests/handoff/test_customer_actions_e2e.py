@@ -184,7 +184,20 @@ async def test_operator_gives_a_promised_payment_from_the_card(
             )
             await tid("action-cancel").click()
             await expect(panel).to_be_hidden()
-            # Neither the refused preview nor the cancelled one left anything in the log.
+
+            # A tariff is picked from what the card offers; the preview names it.
+            await tid("action-change_tariff").click()
+            choice = tid("action-choice")
+            await choice.select_option(index=1)
+            picked = (await choice.locator("option:checked").inner_text()).split(" · ")[0]
+            await tid("action-preview").click()
+            await expect(panel).to_contain_text("Сменить тариф?", timeout=WAIT)
+            await expect(tid("action-terms").locator('dd[data-field="tariff"]')).to_have_text(
+                picked
+            )
+            await tid("action-cancel").click()
+            await expect(panel).to_be_hidden()
+            # Neither the refused preview nor the cancelled ones left anything in the log.
             await expect(entries).to_have_count(1)
             paused = await services.billing.account(BLOCKED)
             assert paused is not None
