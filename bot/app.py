@@ -9,9 +9,11 @@ from aiohttp import web
 
 from bot.channels.rest import RestChannel
 from bot.config import Settings
+from bot.files import FileLinks, add_public_file_route
 from bot.handoff.api import OperatorApi
 from bot.handoff.auth import STATUS_OF, setup_operator_auth
 from bot.handoff.console_routes import add_console_routes
+from bot.handoff.files import add_operator_file_routes
 from bot.http import json_response
 from bot.openapi import openapi_document
 from bot.services import Services, build_services
@@ -70,7 +72,10 @@ def create_app(settings: Settings, *, services: Services | None = None) -> web.A
         store=built.store,
         token=settings.rest_token,
         identity_secret=settings.identity_secret,
+        files=built.files,
     ).routes(app)
+    add_public_file_route(app, built.files, FileLinks.from_settings(settings))
+    add_operator_file_routes(app, built.files)
     for channel in built.channels.values():
         channel.routes(app)
     setup_operator_auth(app, built.operators, close_store=False)  # closed with the services
@@ -82,6 +87,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> web.A
         billing=built.billing,
         translator=built.translator,
         menu=built.engine.menu_buttons(),
+        account_actions=built.account_actions,
     ).routes(app)
     add_console_routes(app)
     app.router.add_get("/healthz", healthz)

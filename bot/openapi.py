@@ -18,9 +18,38 @@ _REPLY = {
                 "required": ["title", "payload"],
             },
         },
+        "attachments": {
+            "type": "array",
+            "description": "Files sent with the reply; download each from its url",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "content_type": {"type": "string"},
+                    "size": {"type": "integer"},
+                    "url": {"type": "string", "example": "/api/v1/files/{file_id}"},
+                },
+                "required": ["name", "content_type", "size", "url"],
+            },
+        },
     },
     "required": ["text", "buttons"],
 }
+
+
+def _file_path(summary: str, refused: str) -> dict[str, Any]:
+    return {
+        "get": {
+            "summary": summary,
+            "responses": {
+                "200": {"description": "the bytes, with Content-Type and Content-Disposition"},
+                "403": {"description": refused},
+                "404": {"description": "no such file (or not this caller's)"},
+            },
+        }
+    }
+
+
 _ERROR = {
     "type": "object",
     "properties": {"error": {"type": "string"}},
@@ -76,6 +105,120 @@ def _operator_paths() -> dict[str, Any]:
             "409": {"description": "another operator has the conversation"},
         }}}
         for path, (method, summary) in simple.items()
+    } | _customer_paths(base)  # fmt: skip
+
+
+# Amounts are decimal strings ("880.50"), dates ISO ("2026-12-01").
+_CARD = {
+    "type": "object",
+    "required": ["contract", "holder", "city_id", "status", "balance_rub", "tariff_id",
+                 "services", "autopay", "notifications", "operations"],
+    "properties": {
+        "contract": {"type": "string"},
+        "holder": {"type": "string"},
+        "city_id": {"type": "string"},
+        "status": {"type": "string", "enum": ["active", "blocked", "suspended"]},
+        "balance_rub": {"type": "string", "example": "880.50"},
+        "bonus_points": {"type": "integer"},
+        "tariff_id": {"type": "string"},
+        "tariff": {"type": "object", "nullable": True,
+                   "description": "tariff_id, name, price, kind, speed_mbps, tv_channels"},
+        "pending_tariff": {"type": "object", "nullable": True,
+                           "description": "tariff_id, name, effective (date)"},
+        "promised_payment": {"type": "object", "nullable": True,
+                             "description": "amount_rub, until, taken_on"},
+        "suspension": {"type": "object", "nullable": True,
+                       "description": "from, to (null: until resumed)"},
+        "services": {"type": "array", "items": {"type": "string"}},
+        "services_detail": {"type": "array", "items": {"type": "object"}},
+        "autopay": {"type": "boolean"},
+        "notifications": {"type": "object", "description": "topic: [channel, ...]"},
+        "phone": {"type": "string", "nullable": True, "example": "+7 914 ***-**-01"},
+        "email": {"type": "string", "nullable": True, "example": "i***@example.ru"},
+        "next_charge_date": {"type": "string", "format": "date"},
+        "monthly_total_rub": {"type": "string"},
+        "to_unblock_rub": {"type": "string", "nullable": True},
+        "equipment": {"type": "array", "items": {"type": "object"}},
+        "available": {"type": "object",
+                      "description": "tariffs, services_on, services_off, kinds the console "
+                                     "may offer"},
+        "operations": {
+            "type": "array", "description": "newest first",
+            "items": {"type": "object", "properties": {
+                "id": {"type": "string"}, "kind": {"type": "string"},
+                "at": {"type": "string", "format": "date-time"},
+                "by": {"type": "string", "description": "bot or an operator's login"},
+                "status": {"type": "string", "enum": ["pending", "done", "refused", "failed"]},
+                "details": {"type": "object"},
+            }},
+        },
+    },
+}  # fmt: skip
+_REFUSAL = {
+    "type": "object",
+    "properties": {"refusal": {"type": "object", "properties": {
+        "reason": {"type": "string", "example": "promised_not_needed"},
+        "terms": {"type": "object"},
+    }}},
+}  # fmt: skip
+_CONSOLE_KINDS = [
+    "promised_payment", "suspend", "resume", "change_tariff", "cancel_tariff_change",
+    "service_on", "service_off", "autopay_off", "set_notifications", "unblock",
+]  # fmt: skip
+
+
+def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _customer_paths(base: str) -> dict[str, Any]:
+    """The customer card and the account actions an operator takes from it."""
+    contract = {"name": "contract", "in": "path", "required": True, "schema": {"type": "string"}}
+    card = {"$ref": "#/components/schemas/CustomerCard"}
+    return {
+        f"{base}/customers/{{contract}}": {"get": {
+            "summary": "The customer card: account, what can be offered, the operations log",
+            "parameters": [contract],
+            "responses": {
+                "200": _json("the card", card),
+                "401": _err("no session"),
+                "404": _err("the billing does not know the contract"),
+                "503": _err("the billing is not answering"),
+            },
+        }},
+        f"{base}/customers/{{contract}}/actions/{{kind}}": {"post": {
+            "summary": "An account action by the rules the bot uses (X-CSRF-Token required)",
+            "description": "dry_run: the terms and a new op_id, nothing changed. Otherwise "
+            "carried out once per op_id (a repeat answers repeat: true) and logged under the "
+            "operator's login. set_contact is refused (400): contacts change only with the "
+            "customer's one-time code.",
+            "parameters": [contract, {"name": "kind", "in": "path", "required": True,
+                                      "schema": {"type": "string", "enum": _CONSOLE_KINDS}}],
+            "requestBody": {"content": {"application/json": {"schema": {
+                "type": "object",
+                "description": "the action's arguments plus op_id, dry_run, conversation_id",
+                "properties": {
+                    "op_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{8,64}$"},
+                    "dry_run": {"type": "boolean"},
+                    "conversation_id": {"type": "string"},
+                    "tariff_id": {"type": "string"}, "service_id": {"type": "string"},
+                    "from": {"type": "string", "format": "date"},
+                    "to": {"type": "string", "format": "date"},
+                    "days": {"type": "integer"},
+                    "notifications": {"type": "object"},
+                },
+            }}}},
+            "responses": {
+                "200": _json("dry_run: {proposal: {kind, terms}, op_id}; otherwise "
+                             "{kind, done: terms, repeat, card}", {"type": "object"}),
+                "400": _err("unknown action, missing or malformed argument, bad JSON"),
+                "401": _err("no session"),
+                "403": _err("CSRF token or origin refused"),
+                "404": _err("the billing does not know the contract"),
+                "409": _json("the rules say no", {"$ref": "#/components/schemas/Refusal"}),
+                "503": _err("the billing is not answering; safe to retry with the same op_id"),
+            },
+        }},
     }  # fmt: skip
 
 
@@ -92,6 +235,8 @@ def openapi_document() -> dict[str, Any]:
             "schemas": {
                 "Reply": _REPLY,
                 "Error": _ERROR,
+                "CustomerCard": _CARD,
+                "Refusal": _REFUSAL,
                 "MessageRequest": {
                     "type": "object",
                     "required": ["sender"],
@@ -271,6 +416,19 @@ def openapi_document() -> dict[str, Any]:
                 }
             },
             **_operator_paths(),
+            "/api/v1/files/{file_id}": _file_path(
+                "A file sent in a reply (REST channel credentials)", "not authorized"
+            ),
+            "/api/v1/widget/files/{file_id}": _file_path(
+                "A file sent to a widget session (header X-Widget-Session)", "no session"
+            ),
+            "/api/v1/operator/files/{file_id}": _file_path(
+                "A file sent to a customer (operator session)", "no session"
+            ),
+            "/files/{file_id}/{token}": _file_path(
+                "Public signed, expiring link to a file (Viber, links instead of large files)",
+                "never: a bad or expired token is a 404",
+            ),
             "/api/v1/openapi.json": {
                 "get": {
                     "summary": "This document",

@@ -12,12 +12,17 @@ from urllib.parse import unquote
 from aiohttp import WSMsgType, web
 
 from bot.billing import Billing
+from bot.billing.base import BillingUnavailable
 from bot.catalog.catalog import Catalog
 from bot.handoff.auth import authorized
+from bot.handoff.customers import CustomerDesk
+from bot.handoff.files import files_json
 from bot.handoff.service import HandoffError, HandoffService
 from bot.http import json_response
 from bot.i18n import Translator
 from bot.models import Button, Conversation, ConversationKey, Text, TranscriptEntry
+from bot.selfservice.service import AccountActions
+from bot.serialize import attachments_of
 from bot.storage.base import QueueEntry, Store
 
 log = logging.getLogger(__name__)
@@ -34,6 +39,7 @@ def _message(entry: TranscriptEntry) -> dict[str, Any]:
         "text": entry.text,
         "at": entry.at.isoformat(),
         "buttons": [{"title": b.title, "payload": b.payload} for b in entry.buttons],
+        "attachments": files_json(attachments_of(entry.meta)),  # files sent to the customer
     }
 
 
@@ -57,6 +63,7 @@ class OperatorApi:
         billing: Billing,
         translator: Translator,
         menu: Sequence[Button],
+        account_actions: AccountActions | None = None,
     ) -> None:
         self._service = service
         self._store = store
@@ -64,6 +71,7 @@ class OperatorApi:
         self._billing = billing
         self._translator = translator
         self._menu = tuple(menu)
+        self._customers = CustomerDesk(billing=billing, catalog=catalog, actions=account_actions)
 
     def routes(self, app: web.Application) -> None:
         base = "/api/v1/operator"
@@ -79,6 +87,7 @@ class OperatorApi:
         app.router.add_post(f"{conv}/transfer", _errors(self.transfer))
         app.router.add_post(f"{conv}/release", _errors(self.release))
         app.router.add_post(f"{conv}/close", _errors(self.close))
+        self._customers.routes(app, base)  # the customer card and account actions
 
     @staticmethod
     def _id(request: web.Request) -> str:
@@ -178,24 +187,15 @@ class OperatorApi:
         )
 
     async def _card(self, conversation: Conversation) -> dict[str, Any] | None:
+        """The same card as ``GET /customers/{contract}``, so the console renders one thing."""
         if not conversation.contract_number:
             return None
-        account = await self._billing.account(conversation.contract_number)
-        if account is None:
-            return {"contract": conversation.contract_number}
-        tariff = self._catalog.tariffs.get(account.tariff_id)
-        city = self._catalog.city(account.city_id)
-        return {
-            "contract": account.contract_number,
-            "holder_name": account.holder_name,
-            "tariff": {"name": tariff.name, "price": str(tariff.price_rub)} if tariff else None,
-            "balance": str(account.balance_rub),
-            "bonus_points": account.bonus_points,
-            "status": account.status,
-            "city": city.name if city else account.city_id,
-            "address": account.address,
-            "next_charge_date": account.next_charge_date.isoformat(),
-        }
+        try:
+            card = await self._customers.card_of(conversation.contract_number)
+        except BillingUnavailable:
+            # The transcript still opens; the card says why it is empty.
+            return {"contract": conversation.contract_number, "unavailable": True}
+        return card or {"contract": conversation.contract_number}
 
     async def _history(self, conversation: Conversation) -> list[dict[str, Any]]:
         """Every other conversation of the same contract, on any channel, bot turns included."""

@@ -281,7 +281,8 @@ async def test_invoice_pdf_with_payment_qr(ask: Say, ss_client: TestClient) -> N
     answer = await ask("iv-1", "пришлите квитанцию на оплату", contract=BLOCKED)
     assert "к оплате 900 ₽" in texts(answer)
     files = [a for r in answer["replies"] for a in r.get("attachments", [])]
-    assert files and files[0]["content_type"] == "application/pdf"
+    assert files
+    assert files[0]["content_type"] == "application/pdf"
     resp = await ss_client.get(files[0]["url"])
     assert resp.status == 200
     pdf = pypdf.PdfReader(io.BytesIO(await resp.read()))

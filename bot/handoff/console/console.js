@@ -74,6 +74,171 @@
       status: "Статус",
       city: "Город",
       address: "Адрес",
+      pending_tariff: "Смена тарифа",
+      promised_payment: "Обещанный платёж",
+      suspension: "Пауза",
+      services: "Услуги",
+      autopay: "Автоплатёж",
+      monthly_total: "В месяц",
+      to_unblock: "До разблокировки",
+      phone: "Телефон",
+      email: "E-mail",
+    },
+    card_unavailable: "Биллинг не отвечает: данные договора сейчас недоступны.",
+    card_values: {
+      pending_tariff: "{tariff} с {effective}",
+      promised_payment: "{amount} до {until} включительно",
+      pause_range: "с {from} по {to}",
+      pause_open: "с {from}, без даты окончания",
+      autopay_on: "подключён",
+      autopay_off: "не подключён",
+      none: "нет",
+    },
+    // Account actions from the card: the same rules as the bot's; every one is previewed first.
+    act: {
+      heading: "Действия",
+      buttons: {
+        promised_payment: "Обещанный платёж",
+        suspend: "Пауза…",
+        resume: "Снять с паузы",
+        change_tariff: "Сменить тариф…",
+        cancel_tariff_change: "Отменить смену тарифа",
+        service_on: "Подключить услугу…",
+        service_off: "Отключить услугу…",
+        autopay_off: "Отключить автоплатёж",
+        unblock: "Разблокировать",
+      },
+      forms: {
+        suspend: "Пауза: укажите даты (обе включительно)",
+        change_tariff: "Новый тариф",
+        service_on: "Какую услугу подключить",
+        service_off: "Какую услугу отключить",
+      },
+      questions: {
+        promised_payment: "Подключить обещанный платёж?",
+        suspend: "Поставить договор на паузу?",
+        resume: "Снять договор с паузы?",
+        change_tariff: "Сменить тариф?",
+        cancel_tariff_change: "Отменить запланированную смену тарифа?",
+        service_on: "Подключить услугу?",
+        service_off: "Отключить услугу?",
+        autopay_off: "Отключить автоплатёж?",
+        unblock: "Разблокировать договор?",
+      },
+      done: {
+        promised_payment: "Обещанный платёж подключён.",
+        suspend: "Пауза оформлена.",
+        resume: "Договор снят с паузы.",
+        change_tariff: "Смена тарифа оформлена.",
+        cancel_tariff_change: "Смена тарифа отменена.",
+        service_on: "Услуга подключена.",
+        service_off: "Услуга отключена.",
+        autopay_off: "Автоплатёж отключён.",
+        unblock: "Договор разблокирован.",
+      },
+      from: "С",
+      to: "По",
+      choose: "Выберите…",
+      preview: "Показать условия",
+      confirm: "Подтвердить",
+      cancel: "Отмена",
+      close: "Закрыть",
+      checking: "Проверяем условия…",
+      applying: "Выполняем…",
+      need_dates: "Укажите даты начала и окончания паузы.",
+      need_choice: "Выберите вариант из списка.",
+      repeat: "Это действие уже было выполнено, повторно ничего не сделано.",
+      refused: "Нельзя: {text}",
+      errors: {
+        unavailable: "Биллинг не отвечает. Ничего не изменено, попробуйте позже.",
+        bad_request: "Сервер не принял запрос: проверьте введённые данные.",
+        not_found: "Договор не найден в биллинге.",
+      },
+      refusals: {
+        promised_active: "обещанный платёж уже действует: {amount} до {until}.",
+        promised_status_active: "обещанный платёж недоступен при этом статусе договора.",
+        promised_status_blocked: "обещанный платёж недоступен для заблокированного договора.",
+        promised_status_suspended: "договор на паузе, обещанный платёж не нужен.",
+        promised_cooldown: "обещанный платёж уже брали {since}; снова можно с {again}.",
+        promised_debt_too_large: "долг {debt} больше допустимого {limit}, нужна оплата.",
+        promised_not_needed: "обещанный платёж не нужен, на балансе {balance}.",
+        suspend_already: "договор уже на паузе или пауза запланирована.",
+        suspend_blocked: "договор заблокирован, сначала нужно внести {amount}.",
+        suspend_no_end: "нужна дата окончания паузы (от {min} до {max} дней).",
+        suspend_in_past: "дата начала {from} уже прошла.",
+        suspend_reversed: "дата окончания раньше даты начала.",
+        suspend_length: "пауза на {days} дн., а можно от {min} до {max} дней.",
+        suspend_funds: "за паузу нужно {fee}, на балансе {balance}.",
+        resume_not_paused: "договор не на паузе.",
+        tariff_unknown: "этот тариф не предлагается в городе клиента.",
+        tariff_same: "клиент уже на тарифе «{tariff}».",
+        tariff_blocked: "договор заблокирован, сначала нужно внести {amount}.",
+        tariff_no_pending: "смена тарифа не запланирована.",
+        service_unknown: "эта услуга не предлагается в городе клиента.",
+        service_already_on: "услуга «{service}» уже подключена.",
+        service_blocked: "договор заблокирован, сначала нужно внести {amount}.",
+        service_funds: "для подключения нужно {price}, на балансе {balance}.",
+        service_not_on: "услуга «{service}» не подключена.",
+        autopay_already_off: "автоплатёж уже отключён.",
+        notifications_unknown: "неизвестная тема или канал уведомлений.",
+        notifications_unchanged: "настройки уведомлений не изменились.",
+        unblock_active: "договор не заблокирован.",
+        unblock_suspended: "договор на паузе, а не заблокирован.",
+        unblock_funds: "для разблокировки не хватает {to_unblock}.",
+        billing_refused: "биллинг отказал (код {code}).",
+        unknown_contract: "договор не найден в биллинге.",
+        other: "действие недоступно ({reason}).",
+      },
+      terms: {
+        amount: "Сумма",
+        until: "Действует по",
+        days: "Дней",
+        fee: "Плата",
+        unblocks: "Разблокирует договор",
+        from: "С",
+        to: "По",
+        resume_on: "Возобновление",
+        started: "Пауза уже началась",
+        tariff: "Тариф",
+        current: "Текущий тариф",
+        price: "Цена",
+        difference: "Разница в месяц",
+        effective: "С даты",
+        service: "Услуга",
+        period: "Оплата",
+        monthly_total: "Итого в месяц",
+        balance: "Баланс",
+      },
+      period: { month: "в месяц", once: "разово" },
+      yes: "да",
+      no: "нет",
+      log_heading: "Журнал операций",
+      log_empty: "Операций по договору пока не было.",
+      by_bot: "Бот",
+      op_range: "{from} – {to}",
+      op_until: "по {until}",
+      op_effective: "с {effective}",
+      kinds: {
+        promised_payment: "Обещанный платёж",
+        suspend: "Пауза",
+        resume: "Снятие с паузы",
+        change_tariff: "Смена тарифа",
+        cancel_tariff_change: "Отмена смены тарифа",
+        service_on: "Подключение услуги",
+        service_off: "Отключение услуги",
+        autopay: "Отключение автоплатежа",
+        autopay_off: "Отключение автоплатежа",
+        set_notifications: "Настройка уведомлений",
+        set_contact: "Смена контакта",
+        unblock: "Разблокировка",
+        payment: "Платёж",
+      },
+      status: {
+        done: "выполнено",
+        pending: "выполняется",
+        refused: "отказ биллинга",
+        failed: "не выполнено",
+      },
     },
     per_month: "/мес",
     account_status: { active: "Активен", blocked: "Заблокирован", suspended: "Приостановлен" },
@@ -131,6 +296,7 @@
     me: null,
     status: "away",
     working: false,
+    action: null, // the account action being previewed or carried out (see startAction)
     queue: [],
     queueFetchedAt: 0,
     queueLoading: false,
@@ -294,6 +460,18 @@
   side.setAttribute("aria-label", T.customer);
   var card = el("section", "card");
   testid(card, "customer-card");
+  // The actions block lives across card redraws (a new message redraws the card), so an open
+  // preview or a half-filled form is not lost while the operator decides.
+  var actionsBox = el("section", "account-actions");
+  testid(actionsBox, "account-actions");
+  var actionButtons = el("div", "action-buttons");
+  var actionPanel = el("div", "action-panel");
+  testid(actionPanel, "action-panel");
+  actionPanel.setAttribute("aria-live", "polite");
+  actionPanel.hidden = true;
+  actionsBox.append(el("h3", null, T.act.heading), actionButtons, actionPanel);
+  var operationsBox = el("section", "operations");
+  testid(operationsBox, "operations-log");
   var historySection = el("section", "history");
   var historyList = el("ul", "history-list");
   testid(historyList, "history-list");
@@ -559,6 +737,7 @@
     // Nothing of this operator's work stays in the page for whoever signs in next.
     log.textContent = "";
     card.textContent = "";
+    resetAction();
     historyList.textContent = "";
     composerInput.value = "";
     renderLists();
@@ -1236,7 +1415,26 @@
       });
       node.appendChild(chips);
     }
+    if (Array.isArray(entry.attachments) && entry.attachments.length) {
+      node.appendChild(renderFiles(entry.attachments));
+    }
     return node;
+  }
+
+  // Files sent to the customer (an invoice): download links. Only our own file URLs are used,
+  // so a transcript can never carry a javascript: or foreign link into the console.
+  function renderFiles(files) {
+    var list = el("div", "files");
+    files.forEach(function (f) {
+      var url = f && typeof f.url === "string" ? f.url : "";
+      if (url.indexOf("/api/v1/operator/files/") !== 0) return;
+      var link = el("a", "file", "\ud83d\udcce " + String(f.name || ""));
+      testid(link, "attachment");
+      link.href = url;
+      link.setAttribute("download", String(f.name || ""));
+      list.appendChild(link);
+    });
+    return list;
   }
 
   function appendNote(note) {
@@ -1412,11 +1610,27 @@
     card.appendChild(el("h2", null, T.customer));
     if (!data) {
       card.appendChild(el("p", "muted", T.customer_unknown));
+      resetAction();
       return;
     }
+    if (state.action && state.action.contract !== data.contract) resetAction();
     var list = el("dl", "facts");
     row(list, "contract", T.card.contract, data.contract);
-    row(list, "holder_name", T.card.holder_name, data.holder_name);
+    row(list, "holder_name", T.card.holder_name, data.holder || data.holder_name);
+    if (data.unavailable) {
+      card.append(list, el("p", "form-error", T.card_unavailable));
+      resetAction();
+      return;
+    }
+    var status = data.status ? T.account_status[data.status] || data.status : null;
+    var statusNode = row(list, "status", T.card.status, status);
+    if (statusNode && data.status && data.status !== "active") statusNode.classList.add("warn");
+    var balanceValue = data.balance_rub !== undefined ? data.balance_rub : data.balance;
+    var balance = row(list, "balance", T.card.balance, money(balanceValue));
+    if (balance && Number(balanceValue) < 0) balance.classList.add("negative");
+    if (data.to_unblock_rub && Number(data.to_unblock_rub) > 0) {
+      row(list, "to_unblock", T.card.to_unblock, money(data.to_unblock_rub));
+    }
     if (data.tariff) {
       var tariff = String(data.tariff.name || "");
       if (data.tariff.price !== undefined && data.tariff.price !== null) {
@@ -1424,16 +1638,70 @@
       }
       row(list, "tariff", T.card.tariff, tariff);
     }
-    var balance = row(list, "balance", T.card.balance, money(data.balance));
-    if (balance && Number(data.balance) < 0) balance.classList.add("negative");
+    if (data.pending_tariff) {
+      row(
+        list,
+        "pending_tariff",
+        T.card.pending_tariff,
+        fill(T.card_values.pending_tariff, {
+          tariff: data.pending_tariff.name || data.pending_tariff.tariff_id,
+          effective: data.pending_tariff.effective,
+        })
+      );
+    }
+    if (data.promised_payment) {
+      row(
+        list,
+        "promised_payment",
+        T.card.promised_payment,
+        fill(T.card_values.promised_payment, {
+          amount: data.promised_payment.amount_rub,
+          until: data.promised_payment.until,
+        })
+      );
+    }
+    if (data.suspension) {
+      row(
+        list,
+        "suspension",
+        T.card.suspension,
+        fill(data.suspension.to ? T.card_values.pause_range : T.card_values.pause_open, {
+          from: data.suspension.from,
+          to: data.suspension.to,
+        })
+      );
+    }
+    if (Array.isArray(data.services_detail)) {
+      var names = data.services_detail.map(function (service) {
+        return service.name || service.service_id;
+      });
+      row(list, "services", T.card.services, names.length ? names.join(", ") : T.card_values.none);
+    }
+    if (typeof data.autopay === "boolean") {
+      row(
+        list,
+        "autopay",
+        T.card.autopay,
+        data.autopay ? T.card_values.autopay_on : T.card_values.autopay_off
+      );
+    }
+    if (data.monthly_total_rub) {
+      row(list, "monthly_total", T.card.monthly_total, money(data.monthly_total_rub));
+    }
     row(list, "next_charge_date", T.card.next_charge_date, dateOf(data.next_charge_date));
     row(list, "bonus_points", T.card.bonus_points, data.bonus_points);
-    var status = data.status ? T.account_status[data.status] || data.status : null;
-    var statusNode = row(list, "status", T.card.status, status);
-    if (statusNode && data.status && data.status !== "active") statusNode.classList.add("warn");
+    row(list, "phone", T.card.phone, data.phone);
+    row(list, "email", T.card.email, data.email);
     row(list, "city", T.card.city, data.city);
     row(list, "address", T.card.address, data.address);
     card.appendChild(list);
+    if (!data.status) {
+      resetAction(); // the billing does not know the contract: nothing to act on
+      return;
+    }
+    renderActionButtons(data);
+    renderOperations(data);
+    card.append(actionsBox, operationsBox);
   }
 
   function row(list, key, label, value) {
@@ -1442,6 +1710,423 @@
     dd.dataset.field = key;
     list.append(el("dt", null, label), dd);
     return dd;
+  }
+
+  // --- account actions -------------------------------------------------------------------------
+  // Every action goes twice through the server: a dry run shows the terms the rules give now and
+  // hands out an operation id; "Подтвердить" carries it out under that id (a double click or a
+  // retry is done once). The server decides; the buttons only skip what plainly cannot apply.
+  var ACTION_KINDS = [
+    "promised_payment",
+    "suspend",
+    "resume",
+    "change_tariff",
+    "cancel_tariff_change",
+    "service_on",
+    "service_off",
+    "autopay_off",
+    "unblock",
+  ];
+  var TERM_MONEY = {
+    amount: 1,
+    fee: 1,
+    price: 1,
+    difference: 1,
+    debt: 1,
+    limit: 1,
+    balance: 1,
+    to_unblock: 1,
+    to_stay_on: 1,
+    monthly_total: 1,
+  };
+  var TERM_DATES = {
+    until: 1,
+    from: 1,
+    to: 1,
+    effective: 1,
+    again: 1,
+    since: 1,
+    resume_on: 1,
+    last_payment: 1,
+  };
+  var ACTION_FORMS = { suspend: 1, change_tariff: 1, service_on: 1, service_off: 1 };
+  var TERM_HIDDEN = { now: 1, notifications: 1, link: 1, long_unpaid: 1 };
+
+  function applicable(kind, data) {
+    var available = data.available || {};
+    switch (kind) {
+      case "resume":
+        return data.status === "suspended" || !!data.suspension;
+      case "cancel_tariff_change":
+        return !!data.pending_tariff;
+      case "change_tariff":
+        return !!(available.tariffs && available.tariffs.length);
+      case "service_on":
+        return !!(available.services_on && available.services_on.length);
+      case "service_off":
+        return !!(available.services_off && available.services_off.length);
+      case "autopay_off":
+        return data.autopay === true;
+      case "unblock":
+        return data.status === "blocked";
+      default:
+        return true;
+    }
+  }
+
+  function renderActionButtons(data) {
+    actionButtons.textContent = "";
+    var busy = !!(state.action && state.action.busy);
+    ACTION_KINDS.forEach(function (kind) {
+      var node = button(T.act.buttons[kind], "action-" + kind);
+      node.classList.add("action");
+      node.dataset.kind = kind;
+      node.disabled = busy || !applicable(kind, data);
+      var open = !!state.action && state.action.kind === kind;
+      node.setAttribute("aria-pressed", open ? "true" : "false");
+      node.addEventListener("click", function () {
+        startAction(kind);
+      });
+      actionButtons.appendChild(node);
+    });
+  }
+
+  function resetAction() {
+    state.action = null;
+    actionPanel.textContent = "";
+    actionPanel.hidden = true;
+    actionPanel.removeAttribute("data-step");
+  }
+
+  function startAction(kind) {
+    var data = state.conv && state.conv.card;
+    if (!data || !data.contract || (state.action && state.action.busy)) return;
+    state.action = {
+      kind: kind,
+      contract: data.contract,
+      conversationId: state.openId,
+      args: {},
+      opId: null,
+      busy: false,
+    };
+    renderActionButtons(data);
+    if (ACTION_FORMS[kind]) {
+      showActionForm(state.action, data);
+    } else {
+      previewAction(state.action);
+    }
+  }
+
+  function panel(action, step) {
+    actionPanel.textContent = "";
+    actionPanel.hidden = false;
+    actionPanel.dataset.step = step;
+    actionPanel.dataset.kind = action.kind;
+  }
+
+  function showActionForm(action, data) {
+    panel(action, "form");
+    var form = el("form", "action-form");
+    form.noValidate = true;
+    var controls = {};
+    if (action.kind === "suspend") {
+      form.appendChild(el("h4", null, T.act.forms.suspend));
+      controls.from = dateInput("action-from", tomorrow());
+      controls.to = dateInput("action-to", "");
+      var dates = el("div", "action-dates");
+      dates.append(field(T.act.from, controls.from), field(T.act.to, controls.to));
+      form.appendChild(dates);
+    } else {
+      var available = data.available || {};
+      var options =
+        action.kind === "change_tariff"
+          ? available.tariffs || []
+          : action.kind === "service_on"
+            ? available.services_on || []
+            : available.services_off || [];
+      var select = el("select");
+      select.id = "action-choice";
+      testid(select, "action-choice");
+      select.appendChild(new Option(T.act.choose, ""));
+      options.forEach(function (item) {
+        var id = item.tariff_id || item.service_id;
+        var label = String(item.name || id);
+        if (item.price) {
+          label += " · " + money(item.price);
+          if (action.kind === "change_tariff") label += T.per_month;
+          else if (item.period) label += " " + (T.act.period[item.period] || "");
+        }
+        select.appendChild(new Option(label, id));
+      });
+      controls.choice = select;
+      form.appendChild(field(T.act.forms[action.kind], select));
+    }
+    var problem = el("p", "form-error");
+    problem.setAttribute("role", "alert");
+    problem.hidden = true;
+    testid(problem, "action-error");
+    var next = el("button", "primary", T.act.preview);
+    next.type = "submit";
+    testid(next, "action-preview");
+    var cancel = button(T.act.cancel, "action-cancel");
+    cancel.addEventListener("click", cancelAction);
+    var buttons = el("div", "action-row");
+    buttons.append(next, cancel);
+    form.append(problem, buttons);
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      if (state.action !== action) return;
+      var args = {};
+      if (action.kind === "suspend") {
+        if (!controls.from.value || !controls.to.value) {
+          problem.textContent = T.act.need_dates;
+          problem.hidden = false;
+          return;
+        }
+        args.from = controls.from.value;
+        args.to = controls.to.value;
+      } else {
+        if (!controls.choice.value) {
+          problem.textContent = T.act.need_choice;
+          problem.hidden = false;
+          return;
+        }
+        args[action.kind === "change_tariff" ? "tariff_id" : "service_id"] = controls.choice.value;
+      }
+      action.args = args;
+      previewAction(action);
+    });
+    actionPanel.appendChild(form);
+    (controls.from || controls.choice).focus();
+  }
+
+  function previewAction(action) {
+    panel(action, "checking");
+    actionPanel.appendChild(el("p", "muted", T.act.checking));
+    setBusy(action, true);
+    var body = Object.assign({}, action.args, { dry_run: true });
+    api("POST", actionPath(action), body)
+      .then(function (data) {
+        if (state.action !== action) return;
+        setBusy(action, false);
+        action.opId = data.op_id || null;
+        showConfirm(action, (data.proposal && data.proposal.terms) || {});
+      })
+      .catch(function (error) {
+        if (state.action !== action) return;
+        setBusy(action, false);
+        showActionProblem(action, error);
+      });
+  }
+
+  function showConfirm(action, terms) {
+    panel(action, "confirm");
+    actionPanel.appendChild(el("h4", null, T.act.questions[action.kind]));
+    var list = termsList(terms);
+    testid(list, "action-terms");
+    actionPanel.appendChild(list);
+    var confirm = el("button", "primary", T.act.confirm);
+    confirm.type = "button";
+    testid(confirm, "action-confirm");
+    confirm.addEventListener("click", function () {
+      carryOut(action);
+    });
+    var cancel = button(T.act.cancel, "action-cancel");
+    cancel.addEventListener("click", cancelAction);
+    var buttons = el("div", "action-row");
+    buttons.append(confirm, cancel);
+    actionPanel.appendChild(buttons);
+    confirm.focus();
+  }
+
+  function carryOut(action) {
+    if (state.action !== action || action.busy) return;
+    panel(action, "applying");
+    actionPanel.appendChild(el("p", "muted", T.act.applying));
+    setBusy(action, true);
+    var body = Object.assign({}, action.args);
+    if (action.opId) body.op_id = action.opId;
+    if (action.conversationId) body.conversation_id = action.conversationId;
+    api("POST", actionPath(action), body)
+      .then(function (data) {
+        if (state.action !== action) return;
+        setBusy(action, false);
+        var shown = state.conv && state.conv.card;
+        if (data.card && shown && shown.contract === action.contract) state.conv.card = data.card;
+        panel(action, "done");
+        var result = el("p", "action-result", T.act.done[action.kind]);
+        testid(result, "action-result");
+        actionPanel.appendChild(result);
+        if (data.repeat) actionPanel.appendChild(el("p", "muted", T.act.repeat));
+        actionPanel.appendChild(closeRow());
+        renderCard();
+      })
+      .catch(function (error) {
+        if (state.action !== action) return;
+        setBusy(action, false);
+        showActionProblem(action, error);
+        // Refused now: the account changed since the preview; show it as it is.
+        if (error.status === 409) reloadCard(action.contract);
+      });
+  }
+
+  function showActionProblem(action, error) {
+    if (error && error.handled) return; // signed out: the login form says why
+    panel(action, "problem");
+    var text;
+    var data = (error && error.data) || {};
+    if (error.status === 409 && data.refusal) text = refusalText(data.refusal);
+    else if (error.status === 503) text = T.act.errors.unavailable;
+    else if (error.status === 400) text = T.act.errors.bad_request;
+    else if (error.status === 404) text = T.act.errors.not_found;
+    else text = message(error);
+    var problem = el("p", "form-error", text);
+    problem.setAttribute("role", "alert");
+    testid(problem, "action-error");
+    if (data.refusal) problem.dataset.reason = String(data.refusal.reason || "");
+    if (error.status === 400 && data.error) problem.title = String(data.error);
+    actionPanel.append(problem, closeRow());
+  }
+
+  function refusalText(refusal) {
+    var reason = String(refusal.reason || "");
+    var template = T.act.refusals[reason] || T.act.refusals.other;
+    var terms = Object.assign({ reason: reason }, refusal.terms || {});
+    return fill(T.act.refused, { text: fill(template, terms) });
+  }
+
+  function closeRow() {
+    var close = button(T.act.close, "action-close");
+    close.addEventListener("click", cancelAction);
+    var buttons = el("div", "action-row");
+    buttons.appendChild(close);
+    return buttons;
+  }
+
+  function cancelAction() {
+    if (state.action && state.action.busy) return;
+    resetAction();
+    var data = state.conv && state.conv.card;
+    if (data && data.status) renderActionButtons(data);
+  }
+
+  function setBusy(action, busy) {
+    action.busy = busy;
+    actionPanel.setAttribute("aria-busy", busy ? "true" : "false");
+    var data = state.conv && state.conv.card;
+    if (data && data.status) renderActionButtons(data);
+  }
+
+  function reloadCard(contract) {
+    api("GET", "/customers/" + encodeURIComponent(contract))
+      .then(function (data) {
+        if (!state.conv || !state.conv.card || state.conv.card.contract !== contract) return;
+        state.conv.card = data;
+        renderCard();
+      })
+      .catch(function () {
+        // The panel already says what went wrong; the card stays as it was.
+      });
+  }
+
+  function actionPath(action) {
+    return "/customers/" + encodeURIComponent(action.contract) + "/actions/" + action.kind;
+  }
+
+  function termsList(terms) {
+    var list = el("dl", "facts terms");
+    Object.keys(terms).forEach(function (key) {
+      if (TERM_HIDDEN[key]) return;
+      var value = termValue(key, terms[key]);
+      if (value === null) return;
+      row(list, key, T.act.terms[key] || key, value);
+    });
+    return list;
+  }
+
+  function termValue(key, value) {
+    if (value === null || value === undefined || value === "") return null;
+    if (typeof value === "boolean") return value ? T.act.yes : T.act.no;
+    if (TERM_MONEY[key]) return money(value);
+    if (TERM_DATES[key]) return dateOf(value) || String(value);
+    if (key === "period") return T.act.period[value] || String(value);
+    if (typeof value === "object") return null;
+    return String(value);
+  }
+
+  function fill(template, values) {
+    return String(template).replace(/\{(\w+)\}/g, function (whole, key) {
+      var value = termValue(key, values[key]);
+      return value === null ? "—" : value;
+    });
+  }
+
+  function dateInput(id, value) {
+    var node = input("date", id, id);
+    node.value = value;
+    node.required = true;
+    return node;
+  }
+
+  function tomorrow() {
+    // The browser's date: a default the operator sees and may change, not a rule.
+    var day = new Date();
+    day.setDate(day.getDate() + 1);
+    return day.getFullYear() + "-" + twoDigits(day.getMonth() + 1) + "-" + twoDigits(day.getDate());
+  }
+
+  function twoDigits(number) {
+    return (number < 10 ? "0" : "") + number;
+  }
+
+  function renderOperations(data) {
+    operationsBox.textContent = "";
+    operationsBox.appendChild(el("h3", null, T.act.log_heading));
+    var operations = Array.isArray(data.operations) ? data.operations : [];
+    if (!operations.length) {
+      operationsBox.appendChild(el("p", "muted", T.act.log_empty));
+      return;
+    }
+    var list = el("ul", "operations-list");
+    testid(list, "operations-list");
+    operations.forEach(function (op) {
+      var li = el("li", "operation");
+      testid(li, "operation-item");
+      li.dataset.kind = String(op.kind || "");
+      li.dataset.status = String(op.status || "");
+      var head = el("div", "op-head");
+      head.append(
+        el("span", "op-when", dateTimeOf(op.at)),
+        el("span", "op-who", op.by === "bot" ? T.act.by_bot : String(op.by || ""))
+      );
+      var what = el("div", "op-what");
+      what.append(
+        el("span", "op-kind", T.act.kinds[op.kind] || String(op.kind || "")),
+        el(
+          "span",
+          "op-status op-" + safeClass(op.status),
+          T.act.status[op.status] || String(op.status || "")
+        )
+      );
+      li.append(head, what);
+      var summary = operationSummary(op);
+      if (summary) li.appendChild(el("div", "op-details", summary));
+      list.appendChild(li);
+    });
+    operationsBox.appendChild(list);
+  }
+
+  function operationSummary(op) {
+    var terms = (op.details && op.details.terms) || {};
+    var parts = [];
+    if (terms.amount) parts.push(money(terms.amount));
+    if (terms.tariff) parts.push("«" + terms.tariff + "»");
+    if (terms.service) parts.push("«" + terms.service + "»");
+    if (terms.from && terms.to) parts.push(fill(T.act.op_range, terms));
+    if (terms.until) parts.push(fill(T.act.op_until, terms));
+    if (terms.effective) parts.push(fill(T.act.op_effective, terms));
+    if (op.details && op.details.code) parts.push(String(op.details.code));
+    return parts.join(", ");
   }
 
   function renderHistory() {
