@@ -92,10 +92,15 @@ async def _serve(app: web.Application, settings: Settings) -> None:
 
 
 # --- chat --------------------------------------------------------------------------------
-def _print_replies(replies: tuple[RenderedReply, ...], out: list[str]) -> None:
+def _print_replies(
+    replies: tuple[RenderedReply, ...], out: list[str], files_folder: Path | None = None
+) -> None:
     out.clear()
     for reply in replies:
         print(reply.text)
+        for ref in reply.attachments:  # a document sent in the chat: where to open it
+            where = f" — {files_folder / (ref.file_id + '.bin')}" if files_folder else ""
+            print(f"  📎 {ref.name}{where}")
         for number, button in enumerate(reply.buttons, start=1 + len(out)):
             print(f"  [{number}] {button.title}")
         out.extend(b.payload for b in reply.buttons)
@@ -157,7 +162,8 @@ async def _chat(settings: Settings, contract: str | None, locale: str) -> int:
             except ValueError:
                 inbound = Inbound(key, uuid.uuid4().hex, "text", text=line, locale=locale)
             handled = await services.gateway.handle(inbound, contract_number=contract)
-            _print_replies(handled.replies, buttons)
+            folder = getattr(services.files, "folder", None)
+            _print_replies(handled.replies, buttons, folder if isinstance(folder, Path) else None)
     finally:
         await services.close()
     return 0

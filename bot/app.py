@@ -16,6 +16,7 @@ from bot.handoff.console_routes import add_console_routes
 from bot.handoff.files import add_operator_file_routes
 from bot.http import json_response
 from bot.openapi import openapi_document
+from bot.selfservice.billing_events import BillingEvents
 from bot.services import Services, build_services
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,12 @@ def create_app(settings: Settings, *, services: Services | None = None) -> web.A
         translator=built.translator,
         menu=built.engine.menu_buttons(),
         account_actions=built.account_actions,
+    ).routes(app)
+    BillingEvents(
+        billing=built.billing,
+        notices=built.notices,
+        oplog=built.oplog,
+        secret=settings.billing_webhook_secret,
     ).routes(app)
     add_console_routes(app)
     app.router.add_get("/healthz", healthz)

@@ -381,6 +381,40 @@ def openapi_document() -> dict[str, Any]:
                 "VK Callback API events (confirmation answered with VK_CONFIRMATION)",
                 "body field secret = VK_SECRET",
             ),
+            "/api/v1/billing/events": {
+                "post": {
+                    "summary": "The billing reports a payment or a status change",
+                    "description": "Header X-Billing-Signature = 'sha256=' + hex HMAC-SHA256("
+                    "BILLING_WEBHOOK_SECRET, raw body); off (403) while the secret is unset. "
+                    "Each id is processed once (a repeat answers duplicate: true). With the "
+                    "embedded ledger a payment is booked; the customer is told in the channel "
+                    "they last wrote from, if they allow balance notices in a messenger.",
+                    "requestBody": {
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["id", "contract", "kind"],
+                                    "properties": {
+                                        "id": {"type": "string", "maxLength": 200},
+                                        "contract": {"type": "string"},
+                                        "kind": {"type": "string", "enum": ["payment", "status"]},
+                                        "amount_rub": {"type": "string", "example": "500.00"},
+                                        "previous_status": {"type": "string"},
+                                    },
+                                }
+                            }
+                        }
+                    },
+                    "responses": {
+                        "200": {"description": "processed (or a duplicate)"},
+                        "400": _err("malformed event"),
+                        "403": _err("bad signature, or events are off"),
+                        "404": _err("unknown contract"),
+                        "503": _err("billing unavailable; retry the same id later"),
+                    },
+                }
+            },
             "/webhooks/viber": _webhook(
                 "Viber REST Bot API callbacks (conversation_started answered in the body)",
                 "header X-Viber-Content-Signature = hex HMAC-SHA256(VIBER_AUTH_TOKEN, body)",

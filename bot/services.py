@@ -37,6 +37,7 @@ from bot.notify import FileNotifier
 from bot.outbox import Outbox
 from bot.outbox import register_metrics as register_outbox_metrics
 from bot.selfservice.invoice import INVOICE_LABEL_KEYS
+from bot.selfservice.notices import CustomerNotices
 from bot.selfservice.oplog import OperationLog, SqliteOperationLog
 from bot.selfservice.service import AccountActions
 from bot.storage.base import Locks, Store
@@ -116,6 +117,7 @@ class Services:
     files: FileStore  # files sent to customers (invoices)
     account_actions: AccountActions  # promised payment, pause … for the bot and the console
     oplog: OperationLog
+    notices: CustomerNotices  # messages outside a turn (payment received)
 
     async def start(self) -> None:
         """Background work: channels (long polling), unanswered inbounds, unsent replies."""
@@ -214,4 +216,6 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
     return Services(
         settings, catalog, billing, store, locks, translator, nlu, engine, metrics, gateway,
         outbox, ingress, channels, operators, handoff, files, account_actions, oplog,
+        CustomerNotices(store=store, locks=locks, translator=translator,
+                        delivers=lambda channel: channel in channels, notify_outbox=outbox.notify),
     )  # fmt: skip

@@ -63,6 +63,20 @@ def next_charge(account: Account, catalog: Catalog, today: date) -> date:
     return next_charge_date(account.next_charge_date, today, catalog.rules.billing_day)
 
 
+def own_money(account: Account) -> Decimal:
+    """The balance without an active promised payment: that credit is taken back on its last
+    day, so it never counts as paid for the next charge or an invoice."""
+    promised = account.promised_payment
+    return account.balance_rub - (promised.amount_rub if promised else Decimal(0))
+
+
+def to_repay_promised(account: Account, catalog: Catalog) -> Decimal:
+    """What to pay before a promised payment ends so that service is not suspended then."""
+    if account.promised_payment is None:
+        return Decimal(0)
+    return max(Decimal(0), catalog.rules.unblock_at_balance_rub - own_money(account))
+
+
 def to_unblock(account: Account, catalog: Catalog) -> Decimal:
     """What a blocked customer must pay now to get service back (0 when nothing)."""
     return max(Decimal(0), catalog.rules.unblock_at_balance_rub - account.balance_rub)

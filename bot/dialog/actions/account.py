@@ -38,6 +38,13 @@ def account_state(ctx: ActionContext, account: Account) -> list[Text]:
                 {"amount": promised.amount_rub, "until": day_month(promised.until)},
             )
         )
+        repay = policy.to_repay_promised(account, ctx.catalog)
+        if repay > 0:
+            parts.append(
+                Text(
+                    "balance.promised_repay", {"amount": repay, "until": day_month(promised.until)}
+                )
+            )
     pause = account.suspension
     if pause is not None:
         if pause.start > _today(ctx, account):
@@ -94,7 +101,7 @@ async def answer_balance(ctx: ActionContext) -> ActionResult:
         parts.append(
             Text(key, {"date": day_month(charge_on), "amount": total, "tariff": Raw(tariff.name)})
         )
-        shortfall = total - account.balance_rub
+        shortfall = total - policy.own_money(account)
         if shortfall > Decimal(0):
             parts.append(
                 Text("balance.top_up", {"amount": shortfall, "date": day_month(charge_on)})

@@ -3,6 +3,7 @@ decide, the customer confirms an offer (``offers``), the billing does it."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from bot.catalog.models import Tariff
@@ -243,17 +244,11 @@ async def change_tariff(ctx: ActionContext) -> ActionResult:
     if isinstance(decision, Refusal):
         return ActionResult(replies=(refusal_reply(decision),))
     terms = decision.terms
-    diff_key = (
-        "more"
-        if terms["difference"] > "0" and not str(terms["difference"]).startswith("-")
-        else "less"
-    )
-    if str(terms["difference"]) in ("0", "0.00"):
-        diff_key = "same"
-    when = "now" if terms.get("now") else "later"
+    difference = Decimal(str(terms["difference"]))
+    direction = "more" if difference > 0 else "less" if difference < 0 else "same"
     params = term_params(terms)
-    parts2 = (
-        Text(f"selfservice.change_tariff.offer_{when}", params),
-        Text(f"selfservice.change_tariff.price_{diff_key}", params),
+    said = (
+        Text(f"selfservice.change_tariff.offer_{'now' if terms.get('now') else 'later'}", params),
+        Text(f"selfservice.change_tariff.price_{direction}", params),
     )
-    return offer(ctx, "change_tariff", {"tariff_id": chosen.tariff_id}, decision, parts2)
+    return offer(ctx, "change_tariff", {"tariff_id": chosen.tariff_id}, decision, said)

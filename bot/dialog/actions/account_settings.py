@@ -186,13 +186,15 @@ def _channels_text(channels: tuple[str, ...]) -> Text:
 
 
 def _preferences(account: Account) -> list[Text]:
-    return [
+    """One list, a line per topic: where its messages go."""
+    lines = [
         Text(
             f"selfservice.notifications.topic.{topic}",
             {"where": _channels_text(tuple(account.notifications.get(topic, ())))},
         )
         for topic in NOTIFICATION_TOPICS
     ]
+    return [Text("selfservice.notifications.topics", {"items": lines})]
 
 
 def _wanted_changes(ctx: ActionContext, account: Account) -> dict[str, tuple[str, ...]] | None:

@@ -41,7 +41,7 @@ async def send_invoice(ctx: ActionContext) -> ActionResult:
         lines.append(InvoiceLine(tariff.name, tariff.price_rub))
     lines += [InvoiceLine(s.name, s.price_rub) for s in policy.monthly_services(account, catalog)]
     total = policy.monthly_total(account, catalog)
-    to_pay = max(Decimal(0), total - account.balance_rub).quantize(Decimal("0.01"))
+    to_pay = max(Decimal(0), total - policy.own_money(account)).quantize(Decimal("0.01"))
     city = catalog.city(account.city_id)
     invoice = Invoice(
         number=f"{account.contract_number}-{start:%Y%m}",

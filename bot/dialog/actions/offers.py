@@ -105,18 +105,14 @@ def offer(
     args: Mapping[str, Any],
     proposal: Proposal,
     parts: tuple[Text, ...],
-    *,
-    then: str | None = None,
 ) -> ActionResult:
-    """Show the terms and ask to confirm; remember the offer for the next message. ``then``
-    names a flow the customer returns to after a "Нет" (not used yet: kept in the offer)."""
+    """Show the terms and ask to confirm; remember the offer for the next message."""
     op = secrets.token_urlsafe(9)
     record = {
         "op": op,
         "kind": kind,
         "args": dict(args),
         "terms": dict(proposal.terms),
-        "flow": then,
         "at": ctx.now.isoformat(),
     }
     buttons = (
@@ -125,17 +121,6 @@ def offer(
     )
     reply = Reply((*parts, Text("selfservice.confirm")), buttons)
     return ActionResult(replies=(reply,), remember={OFFER: record})
-
-
-async def decide_and_offer(
-    ctx: ActionContext, kind: str, args: Mapping[str, Any], parts_of: Any
-) -> ActionResult:
-    """The common path: ask the rules, refuse with the reason or offer with ``parts_of(terms)``."""
-    account = account_of(ctx)
-    decision = actions_of(ctx).decide(kind, account, args)
-    if isinstance(decision, Refusal):
-        return ActionResult(replies=(refusal_reply(decision),))
-    return offer(ctx, kind, args, decision, tuple(parts_of(decision)))
 
 
 def done_parts(done: Done) -> tuple[Text, ...]:

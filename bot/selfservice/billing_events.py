@@ -1,0 +1,140 @@
+"""``POST /api/v1/billing/events``: the billing tells the gateway that a payment arrived or a
+status changed, so the customer hears "payment received, services are back on" without asking.
+
+Authenticity: header ``X-Billing-Signature: sha256=<hex HMAC-SHA256(BILLING_WEBHOOK_SECRET, raw
+body)>``, compared in constant time; without the secret configured the endpoint is off (403),
+never open. Each event id is processed once: it is an entry of the operations log (``by``
+"billing", shown on the operator's customer card). With the embedded ledger a payment event is
+also booked (the ledger is the billing); a remote billing has booked it already.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from aiohttp import web
+
+from bot.billing.base import Billing, BillingRefused, BillingUnavailable, Operation
+from bot.billing.ledger import LedgerBilling
+from bot.http import json_response
+from bot.models import Text
+from bot.selfservice.notices import CustomerNotices
+from bot.selfservice.oplog import OperationLog, OperationRecord
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 16 * 1024
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def _error(status: int, message: str) -> web.Response:
+    return json_response({"error": message}, status=status)
+
+
+class BillingEvents:
+    def __init__(
+        self,
+        *,
+        billing: Billing,
+        notices: CustomerNotices,
+        oplog: OperationLog,
+        secret: str | None,
+    ) -> None:
+        self._billing = billing
+        self._notices = notices
+        self._oplog = oplog
+        self._secret = secret
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/api/v1/billing/events", self.receive)
+
+    async def receive(self, request: web.Request) -> web.StreamResponse:
+        if not self._secret:
+            return _error(403, "billing events are off: set BILLING_WEBHOOK_SECRET")
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            return _error(413, "event too large")
+        body = await request.content.read(MAX_BODY + 1)
+        if len(body) > MAX_BODY:
+            return _error(413, "event too large")
+        given = request.headers.get("X-Billing-Signature", "")
+        if not hmac.compare_digest(given.encode(), sign(self._secret, body).encode()):
+            log.warning("billing event with a bad signature refused")
+            return _error(403, "bad signature")
+        try:
+            event = json.loads(body)
+        except (ValueError, RecursionError):
+            return _error(400, "the body is not valid JSON")
+        problem = _check(event)
+        if problem:
+            return _error(400, problem)
+        op_id = f"event:{event['id']}"
+        details = {k: event[k] for k in ("amount_rub", "status") if k in event}
+        record = await self._oplog.begin(
+            OperationRecord(op_id, str(event["contract"]), f"billing_{event['kind']}", "billing",
+                            datetime.now(UTC), details=details)
+        )  # fmt: skip
+        if record.status == "done":
+            return json_response({"ok": True, "duplicate": True})
+        try:
+            response = await self._handle(event, op_id)
+        except BillingUnavailable:
+            # Not processed: the billing retries the same id later and it is done then.
+            await self._oplog.finish(op_id, "failed")
+            return _error(503, "billing unavailable, retry later")
+        await self._oplog.finish(op_id, "done" if response.status == 200 else "refused")
+        return response
+
+    async def _handle(self, event: dict[str, Any], op_id: str) -> web.StreamResponse:
+        contract = str(event["contract"])
+        before = await self._billing.account(contract)
+        if before is None:
+            return _error(404, "unknown contract")
+        amount = Decimal(str(event.get("amount_rub", "0")))
+        account = before
+        if event["kind"] == "payment" and isinstance(self._billing, LedgerBilling):
+            try:
+                account = await self._billing.apply(
+                    contract,
+                    Operation(op_id, "payment", {"amount_rub": str(amount)}, by="billing"),
+                )  # fmt: skip
+            except BillingRefused as exc:
+                return _error(409, f"refused: {exc.code}")
+        parts: list[Text] = []
+        if event["kind"] == "payment":
+            parts.append(Text("selfservice.events.payment",
+                              {"amount": amount, "balance": account.balance_rub}))  # fmt: skip
+        was_blocked = before.status == "blocked" or event.get("previous_status") == "blocked"
+        if account.status == "active" and was_blocked:
+            parts.append(Text("selfservice.events.unblocked"))
+        elif account.status == "blocked" and event["kind"] == "status":
+            parts.append(Text("selfservice.events.blocked", {"balance": account.balance_rub}))
+        notified = await self._notices.tell(account, "balance", parts) if parts else None
+        return json_response({"ok": True, "status": account.status, "notified": bool(notified)})
+
+
+def _check(event: Any) -> str | None:
+    if not isinstance(event, dict):
+        return "the body must be a JSON object"
+    if not isinstance(event.get("id"), str) or not 0 < len(event["id"]) <= 200:
+        return "'id' must be a string of 1-200 characters"
+    if not isinstance(event.get("contract"), str) or not event["contract"].isdigit():
+        return "'contract' must be the contract number"
+    if event.get("kind") not in ("payment", "status"):
+        return "'kind' must be payment or status"
+    if event["kind"] == "payment":
+        try:
+            amount = Decimal(str(event.get("amount_rub")))
+        except InvalidOperation:
+            return "'amount_rub' must be an amount"
+        if not amount.is_finite() or amount <= 0:
+            return "'amount_rub' must be a positive amount"
+    return None
