@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import AsyncIterator
-from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -15,58 +13,15 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.app import create_app
 from bot.billing.base import BillingUnavailable, Operation
 from bot.config import Settings
-from bot.intents.nlu import Nlu
-from bot.services import Services, build_services
-from tests.conftest import Say, buttons, identity, texts
-from tests.fakes.billing import TOKEN, FakeBilling, running_fake_billing
+from bot.services import Services
+from tests.conftest import Say, buttons, texts
+from tests.fakes.billing import FakeBilling
 
 BLOCKED = "750045678924"  # Чита, -450 ₽, «Интернет 100»
 ACTIVE = "750012345678"  # Чита, 880.50 ₽, «Интернет 500», no extra services
 AUTOPAY_ON = "750012345691"  # Чита, autopay on
-
-
-@pytest.fixture(params=["ledger", "http"])
-async def backend(request: pytest.FixtureRequest) -> AsyncIterator[FakeBilling | None]:
-    if request.param == "ledger":
-        yield None
-        return
-    async with running_fake_billing() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def ss_services(
-    settings: Settings, demo_nlu: Nlu, backend: FakeBilling | None
-) -> AsyncIterator[Services]:
-    if backend is not None:
-        settings = replace(settings, billing_url=backend.url, billing_token=TOKEN)
-    built = build_services(settings, nlu=demo_nlu)
-    yield built
-    await built.close()
-
-
-@pytest.fixture
-async def ss_client(aiohttp_client: Any, settings: Settings, ss_services: Services) -> TestClient:
-    return await aiohttp_client(create_app(settings, services=ss_services))  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def ask(ss_client: TestClient) -> Say:
-    async def send(sender: str, text: str | None = None, **fields: Any) -> dict[str, Any]:
-        body: dict[str, Any] = {"sender": sender, **fields}
-        if text is not None:
-            body["text"] = text
-        if "contract" in fields:
-            body.pop("contract")
-            body["identity"] = identity(fields["contract"])
-        resp = await ss_client.post("/api/v1/messages", json=body)
-        assert resp.status == 200, await resp.text()
-        return await resp.json()  # type: ignore[no-any-return]
-
-    return send
 
 
 def payload(answer: dict[str, Any], title: str) -> str:
