@@ -160,7 +160,7 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
     register_ingress_metrics(metrics)
     notifier = FileNotifier(folder=settings.var_dir / "notifications")
     oplog = SqliteOperationLog(settings.var_dir / "operations.sqlite3")
-    account_actions = AccountActions(billing=billing, catalog=catalog, oplog=oplog)
+    account_actions = AccountActions(billing=billing, catalog=catalog, oplog=oplog, locks=locks)
     engine = DialogEngine(
         config=dialog,
         nlu=nlu,

@@ -126,6 +126,9 @@ def apply_operation(
 
     kind = operation.kind
     if kind == "promised_payment":
+        # A billing never stacks promised payments, whatever the caller decided.
+        if account.promised_payment is not None:
+            raise BillingRefused("not_allowed", "a promised payment is already active")
         amount = _money(params, "amount_rub")
         money(amount, "promised_payment")
         money(-_money(params, "fee_rub"), "promised_payment_fee")
@@ -139,6 +142,10 @@ def apply_operation(
     elif kind == "suspend":
         start = _day(params, "start")
         end = _day(params, "end") if params.get("end") else None
+        if start < today or (end is not None and end < start):
+            raise BillingRefused("bad_request", "a pause cannot start in the past or end before")
+        if account.suspension is not None:
+            raise BillingRefused("not_allowed", "the account is already paused")
         money(-_money(params, "fee_rub"), "suspension_fee")
         account = replace(account, suspension=Suspension(start, end))
         if start <= today:

@@ -23,7 +23,7 @@ from bot.dialog.slots import HINTS, SUGGESTERS, VALIDATORS, SlotTools
 from bot.dialog.types import Action, ActionContext, ActionResult, DialogState, Handoff, Turn
 from bot.i18n import Translator
 from bot.intents.names import OUT_OF_SCOPE
-from bot.intents.nlu import Nlu, NluResult, PayloadError
+from bot.intents.nlu import Nlu, NluResult, PayloadError, make_payload
 from bot.intents.normalize import basic, words
 from bot.models import Button, Conversation, Inbound, Reply, Text
 from bot.notify import Notifier
@@ -37,8 +37,10 @@ INFORM = "inform"
 MENU = "menu"
 # An offer waiting for "Да" / "Нет" (memory key), and the payload intents that answer it.
 OFFER = "offer"
+LAST_DONE = "last_done"  # memory: the operation just carried out (a second "да" is told so)
 CONFIRM = "confirm"
 DECLINE = "decline"
+UNCLEAR = "unclear_answer"  # neither yes nor no to an open offer
 
 
 def _reply(key: str, buttons: tuple[Button, ...] = (), **params: Any) -> Reply:
@@ -104,10 +106,11 @@ class _Run:
         self.handoff: Handoff | None = None
         self.result: NluResult | None = None
         self.account: Account | None = None
+        self.billing_down = False  # the billing did not answer in this turn
         self.contract = conversation.contract_number
 
     async def go(self) -> None:
-        offer = self.state.memory.get(OFFER)
+        before = {key: self.state.memory.get(key) for key in (OFFER, LAST_DONE)}
         try:
             await self._go()
         except BillingUnavailable:
@@ -115,30 +118,47 @@ class _Run:
             # (nothing was changed; what was asked can be asked again).
             log.warning("billing unavailable during a dialog turn")
             self._end_flow()
-            buttons = (
-                Button(Text("button.operator"), "/human_operator"),
-                Button(Text("button.menu"), "/menu"),
-            )
-            self.replies = [_reply("selfservice.billing_down", buttons)]
-        # An offer lives until the next message: answered, or dropped when the talk moved on,
-        # so a late "да" never confirms something the customer no longer has in front of them.
-        if (
-            self.state.memory.get(OFFER) is offer
-            and self.result is not None
-            and (self.result.intent not in (CONFIRM, DECLINE))
-        ):
-            self.state.memory.pop(OFFER, None)
+            self.replies = [self._billing_down()]
+            self.billing_down = True
+        # An offer (and the note of what was just done) lives until the next message: answered,
+        # or dropped when the talk moved on, so a late "да" never confirms something the
+        # customer no longer has in front of them. A billing that did not answer keeps it: the
+        # same «Да» may be pressed again once the billing is back.
+        answering = self.billing_down or (
+            self.result is not None and self.result.intent in (CONFIRM, DECLINE, UNCLEAR)
+        )
+        for key, value in before.items():
+            if self.state.memory.get(key) is value and not answering:
+                self.state.memory.pop(key, None)
+
+    def _billing_down(self) -> Reply:
+        buttons = (
+            Button(Text("button.operator"), "/human_operator"),
+            Button(Text("button.menu"), "/menu"),
+        )
+        return _reply("selfservice.billing_down", buttons)
 
     async def _go(self) -> None:
         if self.conversation.contract_number:
-            self.account = await self.e._billing.account(self.conversation.contract_number)
+            try:
+                self.account = await self.e._billing.account(self.conversation.contract_number)
+            except BillingUnavailable:
+                # What needs no account (tariffs, offices, coverage) is still answered; what
+                # needs it is told the billing is not answering (see _advance).
+                log.warning("billing unavailable: answering without the account")
+                self.billing_down = True
         result = self._yes_or_no() or self._understand()
         self.result = result
+        if result.intent == UNCLEAR:
+            self._ask_yes_or_no(str(result.payload_args.get("op")))
+            return
         if result.intent == MENU:
             self._end_flow()
             self.replies.append(_reply("menu.prompt", self.e.menu_buttons()))
             return
         if self.state.flow and self.state.pending and await self._answer_pending(result):
+            return
+        if await self._resume_after_identity(result):
             return
         result = self._by_entities(result)
         self.result = result
@@ -154,22 +174,58 @@ class _Run:
         self.state.misses = 0
         await self._start(flow, result)
 
+    async def _resume_after_identity(self, result: NluResult) -> bool:
+        """A question that waited for identification is answered once the customer is known,
+        however they proved it (a code here, or the site's signed identity on this message),
+        unless this message asks something else clearly."""
+        waiting = self.state.memory.get("after_identify")
+        if not waiting or self.account is None:
+            return False
+        self.state.memory.pop("after_identify", None)
+        flow = self.config.flows.get(str(waiting))
+        asks_other = self.e._nlu.understood(result) and result.intent not in (
+            INFORM, "greet", "thanks",
+        )  # fmt: skip
+        if flow is None or asks_other:
+            return False
+        await self._start(flow, replace(result, payload_args={}))
+        return True
+
     # --- understanding -------------------------------------------------------------------
     def _yes_or_no(self) -> NluResult | None:
-        """ "Да, подтверждаю" / "нет, передумал" typed to an open offer answers it."""
-        offer = self.state.memory.get(OFFER)
+        """A typed answer to the open offer: "да, подтверждаю" confirms, "нет, передумал"
+        declines; "да, а скорость какая?" or "не знаю" is neither (UNCLEAR: asked again, the
+        offer kept). Right after an action was done, a second "да" is told it is done."""
+        offer = self.state.memory.get(OFFER) or self.state.memory.get(LAST_DONE)
         text = self.inbound.text
         if not offer or not text or self.inbound.payload:
             return None
         said = words(basic(text))
-        if not said or len(said) > self.config.confirm_max_words:
-            return None
-        yes = any(w in self.config.confirm_words for w in said)
-        no = any(w in self.config.decline_words for w in said)
-        if yes == no:
-            return None
-        intent = CONFIRM if yes else DECLINE
-        return NluResult(text, intent, 1.0, payload_args={"op": offer.get("op")}, from_payload=True)
+        config = self.config
+        yes = any(w in config.confirm_words for w in said)
+        no = any(w in config.decline_words for w in said)
+        if not yes and not no:
+            return None  # something else entirely: routed as usual (the offer lapses)
+        known = config.confirm_words | config.decline_words | config.confirm_fillers
+        clear = (
+            yes != no
+            and "?" not in text
+            and len(said) <= config.confirm_max_words
+            and all(w in known for w in said)
+        )
+        op = {"op": offer.get("op")}
+        if not clear:
+            if OFFER not in self.state.memory:
+                return None
+            return NluResult(text, UNCLEAR, 1.0, payload_args=op, from_payload=True)
+        return NluResult(text, CONFIRM if yes else DECLINE, 1.0, payload_args=op, from_payload=True)
+
+    def _ask_yes_or_no(self, op: str) -> None:
+        buttons = (
+            Button(Text("button.yes"), make_payload(CONFIRM, {"op": op})),
+            Button(Text("button.no"), make_payload(DECLINE, {"op": op})),
+        )
+        self.replies.append(_reply("selfservice.yes_or_no", buttons))
 
     def _understand(self) -> NluResult:
         nlu = self.e._nlu
@@ -292,6 +348,10 @@ class _Run:
         return True
 
     async def _advance(self, flow: FlowSpec, result: NluResult) -> None:
+        if flow.requires_identity and self.account is None and self.billing_down:
+            self._end_flow()
+            self.replies.append(self._billing_down())
+            return
         if flow.requires_identity and self.account is None:
             self._end_flow()
             # Come back to this question once the customer has proved who they are.

@@ -71,6 +71,7 @@ class DialogConfig:
     # Typed answers to an offer ("да, подтверждаю"): short messages with one of these words.
     confirm_words: frozenset[str] = frozenset()
     decline_words: frozenset[str] = frozenset()
+    confirm_fillers: frozenset[str] = frozenset()  # allowed around them ("пожалуйста")
     confirm_max_words: int = 4
 
     def flow_for_intent(self, intent: str) -> FlowSpec | None:
@@ -178,6 +179,7 @@ def load_dialog(
         max_misses=int(settings.get("max_misses", 2)),
         confirm_words=frozenset(str(w) for w in settings.get("confirm_words", [])),
         decline_words=frozenset(str(w) for w in settings.get("decline_words", [])),
+        confirm_fillers=frozenset(str(w) for w in settings.get("confirm_fillers", [])),
         confirm_max_words=int(settings.get("confirm_max_words", 4)),
     )
     _check(config, path, intents, actions, validators, suggesters, messages, hints)

@@ -20,7 +20,9 @@ from typing import Any, Literal
 
 from bot.storage.sqlite_db import SqliteDb
 
-OperationStatus = Literal["pending", "done", "refused", "failed"]
+# pending: the billing is being asked; failed: it did not answer (may be retried under the same
+# id for a while); superseded: a newer attempt of the same kind replaced it, never to be retried.
+OperationStatus = Literal["pending", "done", "refused", "failed", "superseded"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,11 @@ class OperationLog(abc.ABC):
 
     @abc.abstractmethod
     async def get(self, op_id: str) -> OperationRecord | None: ...
+
+    @abc.abstractmethod
+    async def supersede(self, contract: str, kind: str, *, keep: str) -> int:
+        """Mark the contract's unanswered (pending/failed) attempts of ``kind`` other than
+        ``keep`` as superseded; how many."""
 
     @abc.abstractmethod
     async def for_contract(self, contract: str, *, limit: int = 50) -> list[OperationRecord]:
@@ -135,6 +142,17 @@ class SqliteOperationLog(OperationLog):
             )
 
         await self._db.transaction(q)
+
+    async def supersede(self, contract: str, kind: str, *, keep: str) -> int:
+        def q(db: sqlite3.Connection) -> int:
+            cursor = db.execute(
+                "UPDATE operations SET status = 'superseded' WHERE contract = ? AND kind = ? "
+                "AND status IN ('pending', 'failed') AND id != ?",
+                (contract, kind, keep),
+            )
+            return cursor.rowcount
+
+        return await self._db.transaction(q)
 
     async def get(self, op_id: str) -> OperationRecord | None:
         row = await self._db.run(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from bot.billing.base import Billing, BillingRefused, BillingUnavailable, Operation
@@ -23,8 +23,14 @@ from bot.intents.date_ranges import find_date_range
 from bot.selfservice import policy
 from bot.selfservice.oplog import OperationLog, OperationRecord
 from bot.selfservice.policy import Decision, Proposal, Refusal
+from bot.storage.base import Locks
+from bot.storage.memory_locks import MemoryLocks
 
 log = logging.getLogger(__name__)
+
+# An attempt the billing did not answer may be retried under its id this long after it began;
+# later its terms are stale and the customer asks again.
+REPLAY_WINDOW = timedelta(minutes=15)
 
 # The actions a person can ask for (the bot after confirmation, an operator from the card).
 ACTION_KINDS: tuple[str, ...] = (
@@ -51,11 +57,13 @@ class AccountActions:
         billing: Billing,
         catalog: Catalog,
         oplog: OperationLog,
+        locks: Locks | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.billing = billing
         self.catalog = catalog
         self.oplog = oplog
+        self._locks = locks or MemoryLocks()
         self._clock = clock or (lambda: datetime.now(UTC))
 
     def now(self) -> datetime:
@@ -107,27 +115,57 @@ class AccountActions:
         op_id: str,
         by: str,
         conversation_id: str | None = None,
+        account: Account | None = None,
     ) -> Done | Refusal:
         """Decide again on the account as it is now (it may have changed since the offer) and,
-        if the rules still allow it, have the billing do it. ``BillingUnavailable`` propagates:
-        the caller apologises and offers a person; nothing is half-done (the same id is safe
-        to try again)."""
+        if the rules still allow it, have the billing do it. ``account``: one read in this very
+        turn, to spare the billing a second call. ``BillingUnavailable`` propagates: the caller
+        apologises and offers a person; nothing is half-done (the same id is safe to retry).
+
+        One contract's actions run one at a time (the customer in two messengers, an operator
+        at the same moment), so two offers cannot both pass the rules on the same old state."""
+        async with self._locks.hold(f"contract:{contract}"):
+            return await self._carry_out(
+                contract, kind, args, op_id=op_id, by=by, conversation_id=conversation_id,
+                account=account,
+            )  # fmt: skip
+
+    async def _carry_out(
+        self,
+        contract: str,
+        kind: str,
+        args: Mapping[str, Any],
+        *,
+        op_id: str,
+        by: str,
+        conversation_id: str | None,
+        account: Account | None,
+    ) -> Done | Refusal:
         earlier = await self.oplog.get(op_id)
         if earlier is not None and earlier.contract != contract:
             raise ActionError("operation id belongs to another contract")
         if earlier is not None and earlier.status == "done":
-            account = await self.billing.account(contract)
-            if account is None:
+            current = await self.billing.account(contract)
+            if current is None:
                 raise BillingUnavailable("the account disappeared")
-            return Done(account, _proposal_of(earlier), repeat=True)
+            return Done(current, _proposal_of(earlier), repeat=True)
         if earlier is not None and earlier.status == "refused":
             return Refusal("billing_refused", {"code": earlier.details.get("code", "")})
+        if earlier is not None and (
+            earlier.status == "superseded" or self.now() - earlier.at > REPLAY_WINDOW
+        ):
+            # Another action of this kind was decided since, or too much time has passed: the
+            # old terms no longer hold. (Had the billing done it after all, the account shows it
+            # and a new request is decided on that.)
+            await self.oplog.finish(op_id, "superseded")
+            return Refusal("offer_expired")
         if earlier is not None:
-            # Interrupted or unanswered before: the billing may have done it already, so the
-            # same operation goes again under the same id (done at most once), not re-decided.
+            # Interrupted or unanswered a moment ago: the billing may have done it already, so
+            # the same operation goes again under the same id (done at most once).
             proposal = _proposal_of(earlier)
         else:
-            account = await self.billing.account(contract)
+            if account is None:
+                account = await self.billing.account(contract)
             if account is None:
                 return Refusal("unknown_contract")
             decision = self.decide(kind, account, args)
@@ -141,9 +179,12 @@ class AccountActions:
                     conversation_id=conversation_id,
                 )
             )  # fmt: skip
+            # An older attempt of the same kind that got no answer must never go through later
+            # on top of this one (its «Да» is told the offer expired).
+            await self.oplog.supersede(contract, proposal.kind, keep=op_id)
         operation = Operation(op_id, proposal.kind, proposal.params, by=by, at=self.now())
         try:
-            account = await self.billing.apply(contract, operation)
+            changed = await self.billing.apply(contract, operation)
         except BillingRefused as exc:
             await self.oplog.finish(op_id, "refused", {"code": exc.code})
             log.info("billing refused %s (%s)", proposal.kind, exc.code)
@@ -153,7 +194,7 @@ class AccountActions:
             log.warning("billing unavailable for %s", proposal.kind)
             raise
         await self.oplog.finish(op_id, "done")
-        return Done(account, proposal)
+        return Done(changed, proposal)
 
 
 def _arg(args: Mapping[str, Any], key: str) -> str:

@@ -368,11 +368,6 @@ async def test_signed_in_customer_asking_again_gets_the_offer(
     assert (await account(ss_services, BLOCKED)).status == "active"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the question remembered in after_identify is resumed only by the identify "
-    "flow (engine._identified), never when a signed identity arrives with the next message",
-)
 async def test_identifying_answers_the_question_that_waited(
     ask: Say, ss_services: Services
 ) -> None:
@@ -468,13 +463,6 @@ REFUSALS = [
         AUTOPAY_ON,
         "подключите антивирус",
         "Услуга «Антивирус» уже подключена",
-        marks=(
-            pytest.mark.xfail(
-                strict=True,
-                reason="bug: account_settings.services() turns a named service that is already "
-                "on into an offer to switch it OFF, even after «подключите»",
-            ),
-        ),
     ),
     Refused(
         "service_off_not_on",
@@ -509,11 +497,6 @@ async def test_refused_by_the_rules(ask: Say, ss_services: Services, case: Refus
     assert await done_log(ss_services, case.contract) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: change_tariff's cancel_markers are exact phrases (render.mentions): "
-    "«отмените, пожалуйста, смену тарифа» shows the tariff list instead of the cancellation",
-)
 async def test_polite_cancel_of_a_tariff_change(ask: Say, ss_services: Services) -> None:
     await tariff_change_planned(ss_services, ACTIVE)
     answer = await ask("polite", "отмените, пожалуйста, смену тарифа", contract=ACTIVE)
@@ -578,11 +561,6 @@ async def test_offers_opt_out_is_saved_once(ask: Say, ss_services: Services) -> 
     assert await done_log(ss_services, ACTIVE) == [("set_notifications", "bot", "done")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: marker stems in flows/dialog.yml («реклам», «отключ», «акци» …) never match, "
-    "render.mentions() matches whole words only; «смс с рекламой» then turns SMS off for all",
-)
 async def test_tired_of_ad_sms_stops_only_the_ads(ask: Say, ss_services: Services) -> None:
     before = (await account(ss_services, ACTIVE)).notifications
     answer = await ask("nt-sms", "надоели ваши смс с рекламой", contract=ACTIVE)

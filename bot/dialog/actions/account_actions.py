@@ -16,7 +16,7 @@ from bot.dialog.actions.offers import (
     say,
     term_params,
 )
-from bot.dialog.actions.render import day_month, mentions
+from bot.dialog.actions.render import day_month, mentions_stem
 from bot.dialog.types import ActionContext, ActionResult
 from bot.intents.entities import speed_mbps
 from bot.intents.nlu import make_payload
@@ -32,7 +32,7 @@ def _mode(ctx: ActionContext, markers: dict[str, str]) -> str | None:
     if mode:
         return str(mode)
     for name, param in markers.items():
-        if mentions(ctx.text, ctx.params.get(param, [])):
+        if mentions_stem(ctx.text, ctx.params.get(param, [])):
             return name
     return None
 

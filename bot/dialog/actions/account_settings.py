@@ -27,7 +27,7 @@ from bot.dialog.actions.offers import (
     say,
     term_params,
 )
-from bot.dialog.actions.render import mentions
+from bot.dialog.actions.render import mentions_stem
 from bot.dialog.types import ActionContext, ActionResult
 from bot.intents.entities import contact_of
 from bot.intents.nlu import make_payload
@@ -55,7 +55,7 @@ def _service_named(ctx: ActionContext, services: list[Service]) -> Service | Non
         return max(named, key=lambda s: len(s.name))
     kinds: dict[str, list[str]] = dict(ctx.params.get("kind_words", {}))
     for kind, words in kinds.items():
-        if mentions(ctx.text, words):
+        if mentions_stem(ctx.text, words):
             of_kind = [s for s in services if s.kind == kind]
             if len(of_kind) == 1:
                 return of_kind[0]
@@ -104,8 +104,10 @@ async def services(ctx: ActionContext) -> ActionResult:
     ]
     chosen = _service_named(ctx, [*on_account, *offered])
     mode = ctx.slots.get("mode") or ctx.nlu.payload_args.get("mode")
-    if not mode and mentions(ctx.text, ctx.params.get("off_markers", [])):
+    if not mode and mentions_stem(ctx.text, ctx.params.get("off_markers", [])):
         mode = "off"
+    elif not mode and mentions_stem(ctx.text, ctx.params.get("on_markers", [])):
+        mode = "on"  # "подключите антивирус" when it is on already: told so, never switched off
     if chosen is not None:
         if mode is None:
             mode = "off" if chosen.service_id in account.services else "on"
@@ -154,9 +156,9 @@ async def autopay(ctx: ActionContext) -> ActionResult:
     account = account_of(ctx)
     mode = ctx.slots.get("mode") or ctx.nlu.payload_args.get("mode")
     if not mode:
-        if mentions(ctx.text, ctx.params.get("off_markers", [])):
+        if mentions_stem(ctx.text, ctx.params.get("off_markers", [])):
             mode = "off"
-        elif mentions(ctx.text, ctx.params.get("on_markers", [])):
+        elif mentions_stem(ctx.text, ctx.params.get("on_markers", [])):
             mode = "on"
     if mode == "off":
         decision = actions_of(ctx).decide("autopay_off", account, {})
@@ -206,14 +208,14 @@ def _wanted_changes(ctx: ActionContext, account: Account) -> dict[str, tuple[str
         if args.get("on"):
             return {str(topic): DEFAULT_NOTIFICATIONS.get(str(topic)) or ("messenger",)}
         return {str(topic): ()}
-    off = mentions(ctx.text, ctx.params.get("off_markers", []))
+    off = mentions_stem(ctx.text, ctx.params.get("off_markers", []))
     if not off:
         return None
-    if mentions(ctx.text, ctx.params.get("offer_words", [])):
+    if mentions_stem(ctx.text, ctx.params.get("offer_words", [])):
         return {"offers": ()}
     channel_words: dict[str, list[str]] = dict(ctx.params.get("channel_words", {}))
     for channel, words in channel_words.items():
-        if mentions(ctx.text, words):
+        if mentions_stem(ctx.text, words):
             # An annoyed "no SMS" stops advertising at once and SMS for the rest.
             return {
                 t: tuple(c for c in account.notifications.get(t, ()) if c != channel)

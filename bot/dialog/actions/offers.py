@@ -18,7 +18,7 @@ from typing import Any
 from bot.billing.base import BillingUnavailable
 from bot.catalog.models import Account
 from bot.dialog.actions.render import day_month
-from bot.dialog.engine import OFFER
+from bot.dialog.engine import LAST_DONE, OFFER
 from bot.dialog.types import ActionContext, ActionResult
 from bot.intents.nlu import make_payload
 from bot.models import Button, Plural, Raw, Reply, Text
@@ -30,7 +30,6 @@ _MONEY = {
     "amount",
     "fee",
     "price",
-    "difference",
     "debt",
     "limit",
     "balance",
@@ -50,6 +49,8 @@ def term_params(terms: Mapping[str, Any]) -> dict[str, Any]:
         if key in _DATES:
             out[key] = day_month(date.fromisoformat(str(value)))
         elif key in _MONEY:
+            out[key] = Decimal(str(value))
+        elif key == "difference":  # said as "дороже/дешевле на …": its size
             out[key] = abs(Decimal(str(value)))
         elif key in _NAMES:
             out[key] = Raw(str(value))
@@ -164,11 +165,14 @@ async def confirm_operation(ctx: ActionContext) -> ActionResult:
     pending = ctx.memory.get(OFFER)
     account = account_of(ctx)
     actions = actions_of(ctx)
+    fresh: Account | None = account  # read in this very turn: no second billing call
     if not (isinstance(pending, Mapping) and pending.get("op") == op):
+        # Not the open offer: a repeat of one done or unanswered before, or a stale button.
         record = await actions.oplog.get(op) if op else None
         if record is None or record.contract != account.contract_number:
             return ActionResult(replies=(say("selfservice.offer_expired", (menu_button(),)),))
         pending = {"op": op, "kind": _action_kind(record.kind), "args": {}}
+        fresh = None
     try:
         outcome = await actions.carry_out(
             account.contract_number,
@@ -177,14 +181,18 @@ async def confirm_operation(ctx: ActionContext) -> ActionResult:
             op_id=op,
             by="bot",
             conversation_id=ctx.conversation.id,
+            account=fresh,
         )
     except BillingUnavailable:
         result = billing_down()
         return ActionResult(replies=result.replies, forget_memory=(OFFER,))
     if isinstance(outcome, Refusal):
+        if outcome.reason == "offer_expired":
+            expired = say("selfservice.offer_expired", (menu_button(),))
+            return ActionResult(replies=(expired,), forget_memory=(OFFER,))
         return ActionResult(replies=(refusal_reply(outcome),), forget_memory=(OFFER,))
     reply = Reply(done_parts(outcome), (menu_button(),))
-    return ActionResult(replies=(reply,), forget_memory=(OFFER,))
+    return ActionResult(replies=(reply,), forget_memory=(OFFER,), remember={LAST_DONE: {"op": op}})
 
 
 async def decline_operation(ctx: ActionContext) -> ActionResult:

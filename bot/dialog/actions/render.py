@@ -22,6 +22,13 @@ def mentions(text: str, markers: Sequence[str]) -> bool:
     return any(re.search(rf"(?<!\w){re.escape(basic(m))}(?!\w)", norm) for m in markers)
 
 
+def mentions_stem(text: str, markers: Sequence[str]) -> bool:
+    """True if a marker starts a word of the text: "реклам" finds "рекламой", "отключ" finds
+    "отключите" (Russian inflects, so flows list stems). Case and ё insensitive."""
+    norm = basic(text)
+    return any(re.search(rf"(?<!\w){re.escape(basic(m))}", norm) for m in markers)
+
+
 def day_month(day: date) -> Text:
     return Text("date.day_month", {"day": day.day, "month": Text(f"month.gen.{day.month}")})
 
