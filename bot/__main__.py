@@ -15,6 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from bot.billing import BillingUnavailable
 from bot.catalog.csv_rows import CatalogError
 from bot.config import ConfigError, Settings
 from bot.dialog.flows import FlowError
@@ -130,7 +131,12 @@ async def _chat(settings: Settings, contract: str | None, locale: str) -> int:
     from bot.services import build_services
 
     services = build_services(settings)
-    if contract and await services.billing.account(contract) is None:
+    try:
+        known = not contract or await services.billing.account(contract) is not None
+    except BillingUnavailable as exc:
+        await services.close()
+        raise UsageError(f"--contract {contract}: the billing does not answer ({exc})") from None
+    if not known:
         await services.close()
         raise UsageError(f"--contract {contract}: no such contract in {settings.data_dir}")
     key = ConversationKey("cli", uuid.uuid4().hex[:12], "local")

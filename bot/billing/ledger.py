@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -55,6 +56,20 @@ CREATE TABLE IF NOT EXISTS operations (
 """
 
 Clock = Callable[[], datetime]
+log = logging.getLogger(__name__)
+
+
+def _insert_transactions(db: sqlite3.Connection, transactions: Iterable[Transaction]) -> None:
+    # Stored in UTC so that ordering by the text column is ordering by time (the seed carries
+    # local offsets of four time zones).
+    db.executemany(
+        "INSERT INTO transactions (contract_number, at, amount_rub, description) "
+        "VALUES (?, ?, ?, ?)",
+        [
+            (t.contract_number, t.at.astimezone(UTC).isoformat(), str(t.amount_rub), t.description)
+            for t in transactions
+        ],
+    )
 
 
 def ledger_path(var_dir: Path, data_dir: Path) -> Path:
@@ -91,6 +106,7 @@ class LedgerBilling(Billing):
 
         def q(db: sqlite3.Connection) -> None:
             known = dict(db.execute("SELECT contract_number, seed_hash FROM accounts").fetchall())
+            reseeded = 0
             for account in seed.accounts:
                 digest = _seed_hash(account)
                 if known.get(account.contract_number) == digest:
@@ -108,20 +124,15 @@ class LedgerBilling(Billing):
                     "DELETE FROM transactions WHERE contract_number = ?",
                     (account.contract_number,),
                 )
-                db.executemany(
-                    "INSERT INTO transactions (contract_number, at, amount_rub, description) "
-                    "VALUES (?, ?, ?, ?)",
-                    [
-                        (
-                            t.contract_number,
-                            t.at.astimezone(UTC).isoformat(),
-                            str(t.amount_rub),
-                            t.description,
-                        )
-                        for t in seed.transactions
-                        if t.contract_number == account.contract_number
-                    ],
+                _insert_transactions(
+                    db,
+                    [t for t in seed.transactions if t.contract_number == account.contract_number],
                 )
+                if account.contract_number in known:
+                    reseeded += 1
+            if reseeded:
+                # The provider edited these rows on purpose; their ledger changes are replaced.
+                log.warning("%d contract(s) seeded again from a changed accounts.csv", reseeded)
 
         await self._db.transaction(q)
         self._seeded = True
@@ -203,19 +214,7 @@ class LedgerBilling(Billing):
                     contract_number,
                 ),
             )
-            db.executemany(
-                "INSERT INTO transactions (contract_number, at, amount_rub, description) "
-                "VALUES (?, ?, ?, ?)",
-                [
-                    (
-                        t.contract_number,
-                        t.at.astimezone(UTC).isoformat(),
-                        str(t.amount_rub),
-                        t.description,
-                    )
-                    for t in applied.transactions
-                ],
-            )
+            _insert_transactions(db, applied.transactions)
             db.execute(
                 "INSERT INTO operations VALUES (?, ?, ?, ?, ?, ?)",
                 (

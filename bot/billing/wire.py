@@ -21,6 +21,16 @@ from bot.catalog.models import (
 )
 
 
+def equipment_to_json(e: Equipment) -> dict[str, Any]:
+    return {
+        "kind": e.kind,
+        "model": e.model,
+        "serial": e.serial,
+        "ownership": e.ownership,
+        "return_on_termination": e.return_on_termination,
+    }
+
+
 def account_to_json(a: Account) -> dict[str, Any]:
     return {
         "contract_number": a.contract_number,
@@ -37,16 +47,7 @@ def account_to_json(a: Account) -> dict[str, Any]:
         "autopay": a.autopay,
         "last_payment_date": a.last_payment_date.isoformat() if a.last_payment_date else None,
         "services": list(a.services),
-        "equipment": [
-            {
-                "kind": e.kind,
-                "model": e.model,
-                "serial": e.serial,
-                "ownership": e.ownership,
-                "return_on_termination": e.return_on_termination,
-            }
-            for e in a.equipment
-        ],
+        "equipment": [equipment_to_json(e) for e in a.equipment],
         "promised_payment": (
             {
                 "amount_rub": str(p.amount_rub),

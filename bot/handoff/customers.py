@@ -26,6 +26,7 @@ from aiohttp import web
 
 from bot.billing import Billing
 from bot.billing.base import BillingUnavailable
+from bot.billing.wire import equipment_to_json
 from bot.catalog.catalog import Catalog
 from bot.catalog.models import Account, Tariff
 from bot.handoff.auth import authorized
@@ -108,16 +109,7 @@ def card_json(
         "last_payment_date": account.last_payment_date.isoformat()
         if account.last_payment_date
         else None,
-        "equipment": [
-            {
-                "kind": e.kind,
-                "model": e.model,
-                "serial": e.serial,
-                "ownership": e.ownership,
-                "return_on_termination": e.return_on_termination,
-            }
-            for e in account.equipment
-        ],
+        "equipment": [equipment_to_json(e) for e in account.equipment],
         "available": {
             "tariffs": [_tariff(t) for t in policy.tariff_choices(account, catalog)],
             "services_on": [

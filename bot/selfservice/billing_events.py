@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import json
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -25,11 +25,14 @@ from bot.billing.ledger import LedgerBilling
 from bot.http import json_response
 from bot.models import Text
 from bot.selfservice.notices import CustomerNotices
-from bot.selfservice.oplog import OperationLog, OperationRecord
+from bot.selfservice.oplog import OperationLog, OperationRecord, OperationStatus
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 16 * 1024
+# A redelivery within this time of the first attempt is refused as "in progress"; later, the
+# first attempt is taken as lost (a crash) and the event handled again.
+IN_FLIGHT = timedelta(seconds=60)
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -78,26 +81,35 @@ class BillingEvents:
             return _error(400, problem)
         op_id = f"event:{event['id']}"
         details = {k: event[k] for k in ("amount_rub", "status") if k in event}
-        record = await self._oplog.begin(
-            OperationRecord(op_id, str(event["contract"]), f"billing_{event['kind']}", "billing",
-                            datetime.now(UTC), details=details)
+        mine = OperationRecord(
+            op_id, str(event["contract"]), f"billing_{event['kind']}", "billing",
+            datetime.now(UTC), details=details,
         )  # fmt: skip
-        if record.status == "done":
+        record = await self._oplog.begin(mine)
+        if record.contract != mine.contract:
+            return _error(409, "this event id was used for another contract")
+        if record.status in ("done", "refused"):
             return json_response({"ok": True, "duplicate": True})
+        racing = record.status == "pending" and record.at != mine.at
+        if racing and mine.at - record.at < IN_FLIGHT:
+            # The same event is being handled right now (a redelivery racing the first):
+            # the billing retries later and finds it done; nobody is told twice.
+            return _error(409, "this event is being processed; retry later")
         try:
-            response = await self._handle(event, op_id)
+            response, notified = await self._handle(event, op_id)
         except BillingUnavailable:
             # Not processed: the billing retries the same id later and it is done then.
             await self._oplog.finish(op_id, "failed")
             return _error(503, "billing unavailable, retry later")
-        await self._oplog.finish(op_id, "done" if response.status == 200 else "refused")
+        status: OperationStatus = "done" if response.status == 200 else "refused"
+        await self._oplog.finish(op_id, status, {"notified": notified})
         return response
 
-    async def _handle(self, event: dict[str, Any], op_id: str) -> web.StreamResponse:
+    async def _handle(self, event: dict[str, Any], op_id: str) -> tuple[web.StreamResponse, bool]:
         contract = str(event["contract"])
         before = await self._billing.account(contract)
         if before is None:
-            return _error(404, "unknown contract")
+            return _error(404, "unknown contract"), False
         amount = Decimal(str(event.get("amount_rub", "0")))
         account = before
         if event["kind"] == "payment" and isinstance(self._billing, LedgerBilling):
@@ -107,7 +119,7 @@ class BillingEvents:
                     Operation(op_id, "payment", {"amount_rub": str(amount)}, by="billing"),
                 )  # fmt: skip
             except BillingRefused as exc:
-                return _error(409, f"refused: {exc.code}")
+                return _error(409, f"refused: {exc.code}"), False
         parts: list[Text] = []
         if event["kind"] == "payment":
             parts.append(Text("selfservice.events.payment",
@@ -117,8 +129,9 @@ class BillingEvents:
             parts.append(Text("selfservice.events.unblocked"))
         elif account.status == "blocked" and event["kind"] == "status":
             parts.append(Text("selfservice.events.blocked", {"balance": account.balance_rub}))
-        notified = await self._notices.tell(account, "balance", parts) if parts else None
-        return json_response({"ok": True, "status": account.status, "notified": bool(notified)})
+        told = await self._notices.tell(account, "balance", parts) if parts else None
+        answer = {"ok": True, "status": account.status, "notified": bool(told)}
+        return json_response(answer), bool(told)
 
 
 def _check(event: Any) -> str | None:

@@ -140,3 +140,15 @@ async def test_without_a_secret_billing_events_are_off(
     )
     assert resp.status == 403
     assert "BILLING_WEBHOOK_SECRET" in (await resp.json())["error"]
+
+
+async def test_an_event_id_reused_for_another_contract_is_refused(
+    client: TestClient, services: Services
+) -> None:
+    first = {"id": "pay-005", "contract": BLOCKED, "kind": "payment", "amount_rub": "10"}
+    assert (await post_event(client, first))[0] == 200
+    other = "750012345678"
+    before = await services.billing.account(other)
+    status, _ = await post_event(client, {**first, "contract": other})
+    assert status == 409
+    assert await services.billing.account(other) == before

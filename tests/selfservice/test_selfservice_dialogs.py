@@ -258,3 +258,44 @@ def test_demo_rules_file_is_loaded() -> None:
 
     rules = load_catalog(Path(DEMO_CATALOG)).rules
     assert rules.requisites.bic == "044525225"
+
+
+async def test_old_unanswered_yes_never_applies_after_a_newer_one(
+    ask: Say, ss_services: Services, backend: FakeBilling | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = await ask("st-1", "обещанный платёж", contract=BLOCKED)
+    if backend is not None:
+        backend.fail_next(503, times=50)
+    else:
+
+        async def unavailable(contract: str, operation: Operation) -> Any:
+            raise BillingUnavailable("down")
+
+        monkeypatch.setattr(ss_services.billing, "apply", unavailable)
+    await ask("st-1", payload=payload(first, "Да"), contract=BLOCKED)  # no answer from billing
+    if backend is not None:
+        backend.recover()
+    else:
+        monkeypatch.undo()
+    second = await ask("st-1", "дайте обещанный платёж", contract=BLOCKED)
+    await ask("st-1", payload=payload(second, "Да"), contract=BLOCKED)
+    assert (await account(ss_services, BLOCKED)).balance_rub == Decimal("450.00")
+    stale = await ask("st-1", payload=payload(first, "Да"), contract=BLOCKED)
+    assert "неактуально" in texts(stale)
+    assert (await account(ss_services, BLOCKED)).balance_rub == Decimal("450.00")  # credit once
+
+
+async def test_a_yes_with_a_question_is_asked_again_and_the_offer_kept(
+    ask: Say, ss_services: Services
+) -> None:
+    await ask("yq-1", "хочу сменить тариф", contract=ACTIVE)
+    offer = await ask("yq-1", "Игровой 1000", contract=ACTIVE)
+    assert "Подтверждаете?" in texts(offer)
+    unclear = await ask("yq-1", "да, а скорость какая?", contract=ACTIVE)
+    assert "кнопкой «Да» или «Нет»" in texts(unclear)
+    assert (await account(ss_services, ACTIVE)).pending_tariff is None
+    done = await ask("yq-1", payload=payload(unclear, "Да"), contract=ACTIVE)
+    assert "Игровой 1000" in texts(done)
+    assert (await account(ss_services, ACTIVE)).pending_tariff is not None
+    again = await ask("yq-1", "да", contract=ACTIVE)  # a second "да" right after
+    assert "уже сделано" in texts(again)

@@ -40,9 +40,19 @@ def account_state(ctx: ActionContext, account: Account) -> list[Text]:
         )
         repay = policy.to_repay_promised(account, ctx.catalog)
         if repay > 0:
+            # One timeline: what keeps service on after it ends, and what also covers the
+            # next charge (the balance shown includes the promised credit).
+            stay = policy.monthly_total(account, ctx.catalog) - policy.own_money(account)
+            charge_on = policy.next_charge(account, ctx.catalog, _today(ctx, account))
             parts.append(
                 Text(
-                    "balance.promised_repay", {"amount": repay, "until": day_month(promised.until)}
+                    "balance.promised_repay",
+                    {
+                        "amount": repay,
+                        "until": day_month(promised.until),
+                        "stay": max(stay, repay),
+                        "date": day_month(charge_on),
+                    },
                 )
             )
     pause = account.suspension
@@ -102,7 +112,8 @@ async def answer_balance(ctx: ActionContext) -> ActionResult:
             Text(key, {"date": day_month(charge_on), "amount": total, "tariff": Raw(tariff.name)})
         )
         shortfall = total - policy.own_money(account)
-        if shortfall > Decimal(0):
+        # With a promised payment running, its repayment line (account_state) says it all.
+        if shortfall > Decimal(0) and policy.to_repay_promised(account, catalog) == 0:
             parts.append(
                 Text("balance.top_up", {"amount": shortfall, "date": day_month(charge_on)})
             )

@@ -202,10 +202,18 @@ async def change_tariff(ctx: ActionContext) -> ActionResult:
         for t in choices:
             diff = t.price_rub - (current.price_rub if current else 0)
             key = "more" if diff > 0 else "less" if diff < 0 else "same"
+            # Switching from a tariff with internet to one without is legal but rarely meant.
+            loses = current is not None and current.speed_mbps and t.speed_mbps is None
+            note = Text("selfservice.change_tariff.no_internet") if loses else Raw("")
             lines.append(
                 Text(
                     f"selfservice.change_tariff.line_{key}",
-                    {"tariff": Raw(t.name), "price": t.price_rub, "difference": abs(diff)},
+                    {
+                        "tariff": Raw(t.name),
+                        "price": t.price_rub,
+                        "difference": abs(diff),
+                        "note": note,
+                    },
                 )
             )
         parts: list[Text] = [

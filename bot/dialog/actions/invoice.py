@@ -42,13 +42,16 @@ async def send_invoice(ctx: ActionContext) -> ActionResult:
     lines += [InvoiceLine(s.name, s.price_rub) for s in policy.monthly_services(account, catalog)]
     total = policy.monthly_total(account, catalog)
     to_pay = max(Decimal(0), total - policy.own_money(account)).quantize(Decimal("0.01"))
+    due = start
+    if account.promised_payment is not None and policy.to_repay_promised(account, catalog) > 0:
+        due = min(start, account.promised_payment.until)  # before the credit is taken back
     city = catalog.city(account.city_id)
     invoice = Invoice(
         number=f"{account.contract_number}-{start:%Y%m}",
         issued=today,
         period_start=start,
         period_end=end,
-        due=start,
+        due=due,
         contract=account.contract_number,
         holder=account.holder_name,
         address=account.address,
@@ -66,7 +69,7 @@ async def send_invoice(ctx: ActionContext) -> ActionResult:
     )  # fmt: skip
     ref = await files.put(pdf, f"invoice-{invoice.number}.pdf", "application/pdf")
     key = "selfservice.invoice.sent" if to_pay else "selfservice.invoice.sent_nothing_due"
-    parts = [Text(key, {"period": day_month(start), "amount": to_pay, "due": day_month(start)})]
+    parts = [Text(key, {"period": day_month(start), "amount": to_pay, "due": day_month(due)})]
     if not requisites.complete():
         parts.append(Text("selfservice.invoice.no_qr"))
     buttons = (Button(Text("button.how_to_pay"), "/payment_method"), menu_button())
