@@ -89,7 +89,9 @@ class Settings:
     # Billing: the embedded ledger unless BILLING_URL points at a bridge (docs/billing-api.md)
     billing_url: str | None = None
     billing_token: str | None = field(default=None, repr=False)
-    billing_timeout: float = 5.0  # below BOT_TURN_TIMEOUT: the customer hears an apology in time
+    # A turn makes at most two billing calls (read the account, apply): 2 × 4 s stays below
+    # BOT_TURN_TIMEOUT (10 s), so the customer hears the apology, not a timeout hand-off.
+    billing_timeout: float = 4.0
     billing_webhook_secret: str | None = field(default=None, repr=False)
 
     @property

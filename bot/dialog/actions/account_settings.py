@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
-from datetime import datetime, timedelta
 from typing import Any
 
 from bot.billing.base import BillingUnavailable
@@ -27,6 +24,7 @@ from bot.dialog.actions.offers import (
     say,
     term_params,
 )
+from bot.dialog.actions.one_time_codes import CODES_PER_HOUR, check, new_code, recent
 from bot.dialog.actions.render import mentions_stem
 from bot.dialog.types import ActionContext, ActionResult
 from bot.intents.entities import contact_of
@@ -238,6 +236,7 @@ async def notifications(ctx: ActionContext) -> ActionResult:
                 op_id=_new_op(),
                 by="bot",
                 conversation_id=ctx.conversation.id,
+                account=account,
             )
         except BillingUnavailable:
             return billing_down()
@@ -262,14 +261,7 @@ async def notifications(ctx: ActionContext) -> ActionResult:
 
 
 # --- contact details ---------------------------------------------------------------------------
-CODE_TTL = timedelta(minutes=10)
-CODE_ATTEMPTS = 3
-CODES_PER_HOUR = 3
 CONTACT_CODE = "contact_code"  # memory: the pending code (hashed) for the new contact
-
-
-def _hash(code: str, salt: str) -> str:
-    return hashlib.sha256(f"{salt}:{code}".encode()).hexdigest()
 
 
 async def change_contacts(ctx: ActionContext) -> ActionResult:
@@ -292,29 +284,17 @@ async def change_contacts(ctx: ActionContext) -> ActionResult:
     decision = actions_of(ctx).decide("set_contact", account, {"field": field_name, "value": value})
     if isinstance(decision, Refusal):
         return ActionResult(replies=(refusal_reply(decision),), forget=("contact",))
-    sent = [
-        s
-        for s in ctx.memory.get("contact_codes_sent", [])
-        if ctx.now - datetime.fromisoformat(s) < timedelta(hours=1)
-    ]
+    sent = recent(ctx.memory.get("contact_codes_sent", []), ctx.now)
     if len(sent) >= CODES_PER_HOUR:
         return ActionResult(replies=(say("identity.too_many_codes"),))
-    code = f"{secrets.randbelow(10**6):06d}"
-    salt = secrets.token_hex(8)
+    code, kept = new_code(ctx.now)
     # The code goes to the NEW contact: it proves the customer owns it.
     message = ctx.render(Text("selfservice.contacts.code_message", {"code": code}))
     await ctx.notifier.send(
         kind="sms" if field_name == "phone" else "email", destination=value, text=message
     )
     where = mask_phone(value) if field_name == "phone" else mask_email(value)
-    record = {
-        "field": field_name,
-        "value": value,
-        "hash": _hash(code, salt),
-        "salt": salt,
-        "expires": (ctx.now + CODE_TTL).isoformat(),
-        "attempts": CODE_ATTEMPTS,
-    }
+    record = {"field": field_name, "value": value, **kept}
     return ActionResult(
         ask="code",
         forget=("code",),
@@ -326,14 +306,11 @@ async def change_contacts(ctx: ActionContext) -> ActionResult:
 async def _check_contact_code(
     ctx: ActionContext, account: Account, pending: dict[str, Any], code: str
 ) -> ActionResult:
-    if ctx.now > datetime.fromisoformat(pending["expires"]):
-        return ActionResult(replies=(say("identity.code_expired"),), forget_memory=(CONTACT_CODE,))
-    if not hmac.compare_digest(_hash(code, pending["salt"]), pending["hash"]):
-        pending["attempts"] = int(pending["attempts"]) - 1
-        if pending["attempts"] <= 0:
-            return ActionResult(
-                replies=(say("identity.code_locked"),), forget_memory=(CONTACT_CODE,)
-            )
+    verdict = check(pending, code, ctx.now)
+    if verdict in ("expired", "locked"):
+        said = say(f"selfservice.contacts.code_{verdict}")
+        return ActionResult(replies=(said,), forget_memory=(CONTACT_CODE,))
+    if verdict == "wrong":
         return ActionResult(
             ask="code",
             forget=("code",),
@@ -348,6 +325,7 @@ async def _check_contact_code(
             op_id=_new_op(),
             by="bot",
             conversation_id=ctx.conversation.id,
+            account=account,
         )
     except BillingUnavailable:
         result = billing_down()

@@ -4,33 +4,19 @@ sender) identifies at once. The link is stored and can be revoked with /logout."
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
-import secrets
-from datetime import datetime, timedelta
 from typing import Any
 
 from bot.catalog.models import Account
+from bot.dialog.actions.one_time_codes import CODES_PER_HOUR, check, new_code, recent
 from bot.dialog.types import ActionContext, ActionResult
 from bot.intents.entities import normalize_phone
 from bot.models import Raw, Reply, Text
 from bot.notify import mask_email, mask_phone
 
-CODE_TTL = timedelta(minutes=10)
-CODE_ATTEMPTS = 3  # wrong codes before the code is void
-CODES_PER_HOUR = 3  # codes sent to one conversation
 LOOKUPS_PER_HOUR = 6  # contract / phone look-ups by one conversation
 
 OTP = "otp"  # memory key: the pending code (hashed), its contract and limits
-
-
-def _hash(code: str, salt: str) -> str:
-    return hashlib.sha256(f"{salt}:{code}".encode()).hexdigest()
-
-
-def _recent(stamps: list[str], now: datetime) -> list[str]:
-    return [s for s in stamps if now - datetime.fromisoformat(s) < timedelta(hours=1)]
 
 
 def _reply(key: str, **params: Any) -> Reply:
@@ -54,7 +40,7 @@ async def identify(ctx: ActionContext) -> ActionResult:
     who = ctx.slots.get("who")
     if not who:
         return ActionResult(ask="who")
-    lookups = _recent(list(ctx.memory.get("id_lookups", [])), ctx.now)
+    lookups = recent(list(ctx.memory.get("id_lookups", [])), ctx.now)
     if len(lookups) >= LOOKUPS_PER_HOUR:
         return ActionResult(replies=(_reply("identity.too_many_attempts"),))
     lookups.append(ctx.now.isoformat())
@@ -77,11 +63,10 @@ async def identify(ctx: ActionContext) -> ActionResult:
 
 
 async def _send_code(ctx: ActionContext, account: Account, lookups: list[str]) -> ActionResult:
-    sent = _recent(list(ctx.memory.get("otp_sent", [])), ctx.now)
+    sent = recent(list(ctx.memory.get("otp_sent", [])), ctx.now)
     if len(sent) >= CODES_PER_HOUR:
         return ActionResult(replies=(_reply("identity.too_many_codes"),))
-    code = f"{secrets.randbelow(10**6):06d}"
-    salt = secrets.token_hex(8)
+    code, kept = new_code(ctx.now)
     text = ctx.render(Text("identity.code_message", {"code": code}))
     if account.phone:
         await ctx.notifier.send(kind="sms", destination=account.phone, text=text)
@@ -90,13 +75,7 @@ async def _send_code(ctx: ActionContext, account: Account, lookups: list[str]) -
         await ctx.notifier.send(kind="email", destination=account.email, text=text)
         where = mask_email(account.email)
     sent.append(ctx.now.isoformat())
-    pending = {
-        "contract": account.contract_number,
-        "hash": _hash(code, salt),
-        "salt": salt,
-        "expires": (ctx.now + CODE_TTL).isoformat(),
-        "attempts": CODE_ATTEMPTS,
-    }
+    pending = {"contract": account.contract_number, **kept}
     return ActionResult(
         ask="code",
         forget=("code",),
@@ -106,9 +85,10 @@ async def _send_code(ctx: ActionContext, account: Account, lookups: list[str]) -
 
 
 async def _check_code(ctx: ActionContext, pending: dict[str, Any], code: str) -> ActionResult:
-    if ctx.now > datetime.fromisoformat(pending["expires"]):
+    verdict = check(pending, code, ctx.now)
+    if verdict == "expired":
         return ActionResult(replies=(_reply("identity.code_expired"),), forget_memory=(OTP,))
-    if hmac.compare_digest(_hash(code, pending["salt"]), pending["hash"]):
+    if verdict == "ok":
         contract = str(pending["contract"])
         await ctx.store.link_identity(ctx.conversation.key, contract, "otp")
         return ActionResult(
@@ -116,8 +96,7 @@ async def _check_code(ctx: ActionContext, pending: dict[str, Any], code: str) ->
             forget_memory=(OTP,),
             identify=contract,
         )
-    pending["attempts"] = int(pending["attempts"]) - 1
-    if pending["attempts"] <= 0:
+    if verdict == "locked":
         return ActionResult(replies=(_reply("identity.code_locked"),), forget_memory=(OTP,))
     return ActionResult(
         ask="code",
@@ -142,7 +121,7 @@ async def identify_by_contact(ctx: ActionContext) -> ActionResult:
         if len(accounts) != 1:
             key = "identity.not_found" if not accounts else "identity.several_contracts"
             return ActionResult(replies=(_reply(key),))
-        lookups = _recent(list(ctx.memory.get("id_lookups", [])), ctx.now)
+        lookups = recent(list(ctx.memory.get("id_lookups", [])), ctx.now)
         return await _send_code(ctx, accounts[0], [*lookups, ctx.now.isoformat()])
     if len(accounts) != 1:
         key = "identity.not_found" if not accounts else "identity.several_contracts"
