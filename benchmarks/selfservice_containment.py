@@ -90,7 +90,7 @@ async def _converse(services: Services, text: str, contract: str, var_dir: Path)
             notes = sorted((var_dir / "notifications").glob("*.json"))
             record = json.loads(notes[-1].read_text(encoding="utf-8"))
             message = next(w.rstrip(".") for w in record["text"].split() if w.rstrip(".").isdigit())
-        elif pending in ANSWERS and ANSWERS[pending]:
+        elif ANSWERS.get(pending):
             message = str(ANSWERS[pending])
         elif offered:
             message = "1"  # the first suggested button (a tariff)
