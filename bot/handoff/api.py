@@ -16,13 +16,12 @@ from bot.billing.base import BillingUnavailable
 from bot.catalog.catalog import Catalog
 from bot.handoff.auth import authorized
 from bot.handoff.customers import CustomerDesk
-from bot.handoff.files import files_json
+from bot.handoff.messages import message_json
 from bot.handoff.service import HandoffError, HandoffService
 from bot.http import json_response
 from bot.i18n import Translator
-from bot.models import Button, Conversation, ConversationKey, Text, TranscriptEntry
+from bot.models import Button, Conversation, ConversationKey, Text
 from bot.selfservice.service import AccountActions
-from bot.serialize import attachments_of
 from bot.storage.base import QueueEntry, Store
 
 log = logging.getLogger(__name__)
@@ -30,17 +29,6 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 SESSION_RECHECK_SECONDS = 30.0
-
-
-def _message(entry: TranscriptEntry) -> dict[str, Any]:
-    return {
-        "id": entry.id,
-        "from": entry.sender,
-        "text": entry.text,
-        "at": entry.at.isoformat(),
-        "buttons": [{"title": b.title, "payload": b.payload} for b in entry.buttons],
-        "attachments": files_json(attachments_of(entry.meta)),  # files sent to the customer
-    }
 
 
 def _errors(handler: Handler) -> Handler:
@@ -134,7 +122,7 @@ class OperatorApi:
                 {
                     "conversation_id": conversation_id,
                     "channel": ConversationKey.parse(conversation_id).channel,
-                    "last_message": _message(last) if last else None,
+                    "last_message": message_json(last) if last else None,
                 }
             )
         return json_response({"conversations": out})
@@ -156,7 +144,7 @@ class OperatorApi:
             "waiting_seconds": int((now - entry.queued_at).total_seconds()),
             "position": None if entry.operator else rank,
             "customer": {"name": account.holder_name if account else None, "contract": contract},
-            "last_message": _message(last) if last else None,
+            "last_message": message_json(last) if last else None,
         }
 
     async def conversation(self, request: web.Request) -> web.StreamResponse:
@@ -175,7 +163,7 @@ class OperatorApi:
                 "department": entry.department if entry else None,
                 "operator": entry.operator if entry else None,
                 "locale": conversation.locale,
-                "messages": [_message(m) for m in messages],
+                "messages": [message_json(m) for m in messages],
                 "notes": [
                     {"author": n.author, "text": n.text, "at": n.at.isoformat()}
                     for n in await self._store.notes(conversation_id)
@@ -211,7 +199,7 @@ class OperatorApi:
                     "conversation_id": other,
                     "channel": ConversationKey.parse(other).channel,
                     "started_at": messages[0].at.isoformat() if messages else None,
-                    "messages": [_message(m) for m in messages],
+                    "messages": [message_json(m) for m in messages],
                 }
             )
         return out
@@ -247,7 +235,7 @@ class OperatorApi:
         if not isinstance(text, str) or len(text) > 4000:
             raise HandoffError("'text' must be a string of at most 4000 characters", 400)
         entry = await self._service.reply(self._id(request), operator, text)
-        return json_response({"message": _message(entry)})
+        return json_response({"message": message_json(entry)})
 
     async def note(self, request: web.Request) -> web.StreamResponse:
         operator = await authorized(request, write=True)

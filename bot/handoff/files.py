@@ -8,19 +8,9 @@ from aiohttp import web
 
 from bot.files import file_response
 from bot.handoff.auth import authorized
+from bot.handoff.messages import FILES_PATH
 from bot.http import json_response
-from bot.models import FileRef
 from bot.storage.files import FileStore
-
-FILES_PATH = "/api/v1/operator/files"
-
-
-def files_json(refs: tuple[FileRef, ...]) -> list[dict[str, object]]:
-    return [
-        {"name": f.name, "content_type": f.content_type, "size": f.size,
-         "url": f"{FILES_PATH}/{f.file_id}"}
-        for f in refs
-    ]  # fmt: skip
 
 
 def add_operator_file_routes(app: web.Application, files: FileStore) -> None:

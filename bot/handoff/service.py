@@ -23,6 +23,7 @@ from bot.billing import Billing
 from bot.catalog.catalog import Catalog
 from bot.handoff.config import HandoffConfig
 from bot.handoff.events import EventHub
+from bot.handoff.messages import message_json
 from bot.handoff.operators import Operator, OperatorStore
 from bot.i18n import Translator
 from bot.metrics import Metrics
@@ -33,7 +34,6 @@ from bot.models import (
     Raw,
     RenderedReply,
     Reply,
-    Sender,
     Text,
     TranscriptEntry,
 )
@@ -129,7 +129,7 @@ class HandoffService:
 
     async def customer_wrote(self, conversation: Conversation, entry: TranscriptEntry) -> None:
         self.events.publish(
-            {"type": "message", "conversation_id": conversation.id, "message": _message_json(entry)}
+            {"type": "message", "conversation_id": conversation.id, "message": message_json(entry)}
         )
 
     async def record_csat(self, conversation: Conversation, score: int) -> list[Reply]:
@@ -402,7 +402,7 @@ class HandoffService:
                 {
                     "type": "message",
                     "conversation_id": conversation.id,
-                    "message": _message_json(entry),
+                    "message": message_json(entry),
                 }
             )
         return entries
@@ -436,14 +436,3 @@ class HandoffService:
                 waiting[e.department] = waiting.get(e.department, 0) + 1
         for department, count in waiting.items():
             self._metrics.set("queue_length", count, department=department)
-
-
-def _message_json(entry: TranscriptEntry) -> dict[str, Any]:
-    sender: Sender = entry.sender
-    return {
-        "id": entry.id,
-        "from": sender,
-        "text": entry.text,
-        "at": entry.at.isoformat(),
-        "buttons": [{"title": b.title, "payload": b.payload} for b in entry.buttons],
-    }
