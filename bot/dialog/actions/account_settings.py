@@ -126,6 +126,16 @@ async def services(ctx: ActionContext) -> ActionResult:
         )
     else:
         parts.append(Text("selfservice.services.nothing_on"))
+    if account.equipment:
+        devices = [
+            Text(
+                "selfservice.services.device_"
+                + ("to_return" if e.return_on_termination else e.ownership),
+                {"model": Raw(e.model)},
+            )
+            for e in account.equipment
+        ]
+        parts.append(Text("selfservice.services.equipment", {"items": devices}))
     if offered:
         parts.append(
             Text("selfservice.services.available", {"items": [_service_line(s) for s in offered]})
