@@ -183,9 +183,9 @@ class _Run:
             return False
         self.state.memory.pop("after_identify", None)
         flow = self.config.flows.get(str(waiting))
-        asks_other = self.e._nlu.understood(result) and result.intent not in (
-            INFORM, "greet", "thanks",
-        )  # fmt: skip
+        # "Готово", "вошёл" are not understood as a request: answer what waited. A request of
+        # its own (even "привет" days later) is answered as itself.
+        asks_other = self.e._nlu.understood(result) and result.intent != INFORM  # fmt: skip
         if flow is None or asks_other:
             return False
         await self._start(flow, replace(result, payload_args={}))
