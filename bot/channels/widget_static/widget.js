@@ -413,7 +413,9 @@
   function fileLink(file) {
     // A real link (it reads and behaves as one), but the click fetches the file with the
     // session in a header: a plain navigation could not prove whose file it is.
-    var link = el("a", "file", "\ud83d\udcce " + file.name);
+    var link = el("a", "file");
+    link.appendChild(clipIcon()); // drawn: no emoji font is needed
+    link.appendChild(document.createTextNode(" " + file.name));
     link.href = new URL(file.url, httpOrigin).href;
     link.setAttribute("download", file.name);
     link.addEventListener("click", function (event) {
