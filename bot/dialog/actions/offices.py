@@ -41,6 +41,10 @@ async def answer_offices(ctx: ActionContext) -> ActionResult:
         nearby = ctx.catalog.nearest(location.lat, location.lon, kind=kind, limit=3)
         radius = float(ctx.params.get("nearby_km", 30))
         head = Text(f"offices.nearest.{kind}")
+        if kind == "terminal" and not any(n.distance_km <= radius for n in nearby):
+            # A terminal hundreds of kilometres away helps nobody: an office near them that
+            # takes payments, or else paying online.
+            return _pay_without_terminal(ctx, location.lat, location.lon, radius)
         if nearby and nearby[0].distance_km > radius:
             far_city = ctx.catalog.cities[nearby[0].office.city_id]
             head = Text(f"offices.far.{kind}", {"city": Raw(far_city.name)})
@@ -76,6 +80,19 @@ async def answer_offices(ctx: ActionContext) -> ActionResult:
         Text(f"button.show_{other}s"),
         make_payload("offices", {"kind": other, "city": city.city_id}),
     )
+    if not shown and kind == "terminal":
+        payers = [o for o in ctx.catalog.offices_in(city.city_id, "office") if _takes_payments(o)]
+        if payers:
+            blocks = [
+                office_block(o, ctx.catalog.hours[o.office_id], ctx.now, city.timezone,
+                             distance_km=None)
+                for o in payers
+            ]  # fmt: skip
+            head = Text("offices.pay_in_office.city", {"city": Raw(city.name)})
+            reply = Reply((head, *blocks), (switch,))
+            return ActionResult(
+                replies=(reply,), remember={"city": city.city_id, "office_kind": kind}
+            )
     if not shown:
         reply = Reply(
             (
@@ -96,3 +113,37 @@ async def answer_offices(ctx: ActionContext) -> ActionResult:
     return ActionResult(
         replies=(Reply(parts, (switch,)),), remember={"city": city.city_id, "office_kind": kind}
     )
+
+
+def _takes_payments(office: Office) -> bool:
+    return "payment" in office.services
+
+
+def _pay_without_terminal(
+    ctx: ActionContext, lat: float, lon: float, radius: float
+) -> ActionResult:
+    near = [
+        n
+        for n in ctx.catalog.nearest(lat, lon, kind="office", limit=20)
+        if n.distance_km <= radius and _takes_payments(n.office)
+    ][:3]
+    how = Button(Text("button.how_to_pay"), "/payment_method")
+    if near:
+        blocks = [
+            office_block(
+                n.office,
+                ctx.catalog.hours[n.office.office_id],
+                ctx.now,
+                ctx.catalog.cities[n.office.city_id].timezone,
+                distance_km=n.distance_km,
+            )
+            for n in near
+        ]
+        reply = Reply((Text("offices.pay_in_office.near"), *blocks), (how,))
+    else:
+        parts: list[Text] = [Text("offices.pay_online")]
+        link = ctx.catalog.rules.payment.link
+        if link and "{contract}" not in link:
+            parts.append(Text("selfservice.pay_link", {"link": Raw(link)}))
+        reply = Reply(tuple(parts), (how,))
+    return ActionResult(replies=(reply,), remember={"office_kind": "terminal"})
