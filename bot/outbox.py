@@ -1,6 +1,12 @@
 """Delivery of replies through their channels: durable (rows in the store until sent), in order
 per chat, under each platform's rate limits, retried on 429/5xx with the platform's retry-after,
-and recorded as failed (never dropped silently) when it finally cannot be delivered."""
+and recorded as failed (never dropped silently) when it finally cannot be delivered.
+
+Two lanes share each channel's budget. Replies (``PRIORITY_REPLY``) reserve send slots as they
+come, one worker per chat. Bulk items (``PRIORITY_BULK``: an outage notice to every affected
+customer) go through one lane per channel that takes a slot only when it is free *now*, so a
+fan-out of thousands never books the channel's future: a reply written in the middle of it waits
+at most one slot, not for the whole broadcast (``benchmarks/outage_fanout.py``)."""
 
 from __future__ import annotations
 
@@ -8,17 +14,20 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 
 from bot.channels.base import Channel, OutboundMessage, RateLimit, SendError
 from bot.channels.fit import fit_message
 from bot.metrics import Metrics
-from bot.storage.base import OutboundItem, Store
+from bot.storage.base import PRIORITY_BULK, OutboundItem, Store
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 6
 BACKOFF_SECONDS = (1.0, 2.0, 5.0, 15.0, 30.0)
+# Bulk sends of one channel in flight at once: enough to use the budget when the platform
+# answers slowly, few enough that waiting bulk senders do not crowd the event loop.
+BULK_IN_FLIGHT = 4
 
 
 def register_metrics(metrics: Metrics) -> None:
@@ -28,7 +37,9 @@ def register_metrics(metrics: Metrics) -> None:
 
 
 class _Pacer:
-    """Spacing between sends: per chat and per channel (a simple next-slot scheduler)."""
+    """Spacing between sends: per chat and per channel (a next-slot scheduler). Replies book the
+    next free slot, even one in the future; bulk sends take a slot only when it is free now, so
+    they never stand in front of a reply that comes later."""
 
     def __init__(self, limit: RateLimit) -> None:
         self._chat_gap = 1.0 / limit.per_chat
@@ -36,14 +47,27 @@ class _Pacer:
         self._next_overall = 0.0
         self._next_chat: dict[str, float] = {}
 
-    async def wait(self, chat_id: str) -> None:
-        now = time.monotonic()
-        slot = max(now, self._next_overall, self._next_chat.get(chat_id, 0.0))
+    def _book(self, chat_id: str, slot: float, now: float) -> None:
         self._next_overall = slot + self._overall_gap
         self._next_chat[chat_id] = slot + self._chat_gap
         if len(self._next_chat) > 10_000:  # forget chats idle for a while
             self._next_chat = {k: v for k, v in self._next_chat.items() if v > now}
+
+    async def wait(self, chat_id: str) -> None:
+        now = time.monotonic()
+        slot = max(now, self._next_overall, self._next_chat.get(chat_id, 0.0))
+        self._book(chat_id, slot, now)
         if slot > now:
+            await asyncio.sleep(slot - now)
+
+    async def wait_bulk(self, chat_id: str) -> None:
+        while True:
+            now = time.monotonic()
+            slot = max(now, self._next_overall, self._next_chat.get(chat_id, 0.0))
+            if slot <= now:
+                self._book(chat_id, now, now)
+                return
+            # Booked by a reply (or another bulk send) meanwhile: look again when it is due.
             await asyncio.sleep(slot - now)
 
 
@@ -54,7 +78,8 @@ class Outbox:
         self._metrics = metrics
         self._pacers: dict[str, _Pacer] = {}
         self._wake = asyncio.Event()
-        self._busy: set[tuple[str, str]] = set()
+        self._busy: set[tuple[str, str]] = set()  # chats with a send in flight
+        self._bulk_lanes: set[str] = set()  # channels whose bulk lane is running
         self._tasks: set[asyncio.Task[None]] = set()
         self._dispatcher: asyncio.Task[None] | None = None
 
@@ -94,15 +119,26 @@ class Outbox:
                 self._wake.set()
                 continue
             chats: dict[tuple[str, str], list[OutboundItem]] = {}
-            for item in pending:
-                chats.setdefault((item.channel, item.chat_id), []).append(item)
+            bulk: dict[str, list[OutboundItem]] = {}
+            for item in pending:  # replies first, then bulk (the store's order)
+                if item.priority >= PRIORITY_BULK:
+                    bulk.setdefault(item.channel, []).append(item)
+                else:
+                    chats.setdefault((item.channel, item.chat_id), []).append(item)
             for chat, items in chats.items():
                 if chat in self._busy:
                     continue  # its worker re-reads when done
                 self._busy.add(chat)
-                task = asyncio.create_task(self._deliver_chat(chat, items))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._spawn(self._deliver_chat(chat, items))
+            for channel, items in bulk.items():
+                if channel not in self._bulk_lanes:
+                    self._bulk_lanes.add(channel)
+                    self._spawn(self._bulk_lane(channel, items))
+
+    def _spawn(self, work: Coroutine[None, None, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _deliver_chat(self, chat: tuple[str, str], items: list[OutboundItem]) -> None:
         try:
@@ -111,6 +147,49 @@ class Outbox:
         finally:
             self._busy.discard(chat)
             self._wake.set()  # more rows may have arrived for this chat meanwhile
+
+    async def _bulk_lane(self, channel: str, items: list[OutboundItem]) -> None:
+        """Send a channel's bulk items, a few at a time, each when the budget has a slot free
+        now. A chat busy with a reply is skipped this round (its reply goes first; the item is
+        read again next round), which also keeps one chat's bulk items in order."""
+        in_flight = asyncio.Semaphore(BULK_IN_FLIGHT)
+        sends: set[asyncio.Task[None]] = set()
+        skipped: set[tuple[str, str]] = set()
+        sent = False
+
+        async def send(chat: tuple[str, str], item: OutboundItem) -> None:
+            try:
+                await self._deliver(item)
+            finally:
+                self._busy.discard(chat)
+                in_flight.release()
+
+        try:
+            for item in items:
+                chat = (item.channel, item.chat_id)
+                if chat in self._busy:
+                    skipped.add(chat)
+                    continue
+                await in_flight.acquire()
+                if chat in self._busy:  # a reply arrived while we waited
+                    in_flight.release()
+                    skipped.add(chat)
+                    continue
+                sent = True
+                self._busy.add(chat)
+                task = asyncio.create_task(send(chat, item))
+                sends.add(task)
+                task.add_done_callback(sends.discard)
+            if sends:
+                await asyncio.gather(*sends)
+        finally:
+            for task in sends:
+                task.cancel()
+            self._bulk_lanes.discard(channel)
+            # Read again for the rest of the backlog. If nothing was sent, only a skipped chat
+            # that is free by now is worth it (busy ones wake us when done): no idle spinning.
+            if sent or any(chat not in self._busy for chat in skipped):
+                self._wake.set()
 
     async def _deliver(self, item: OutboundItem) -> None:
         channel = self._channels.get(item.channel)
@@ -150,7 +229,10 @@ class Outbox:
             pacer = self._pacers.get(channel.name)
             if pacer is None:
                 pacer = self._pacers[channel.name] = _Pacer(channel.rate_limit)
-            await pacer.wait(message.chat_id)
+            if item.priority >= PRIORITY_BULK:
+                await pacer.wait_bulk(message.chat_id)
+            else:
+                await pacer.wait(message.chat_id)
             try:
                 return await channel.send(message), None
             except SendError as exc:

@@ -4,8 +4,9 @@ same contract tests in ``tests/test_store.py``."""
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -52,6 +53,32 @@ class TranscriptLine:
     attachments: tuple[FileRef, ...] = ()
 
 
+# Outbox lanes: replies to people who are chatting go first; bulk messages (an outage notice to
+# every affected customer) only take what the channel's budget has left (``bot/outbox.py``).
+PRIORITY_REPLY = 0
+PRIORITY_BULK = 1
+
+# The lane of deliveries committed in this context when a TurnRecord does not say. Code that
+# sends notices one by one (``CustomerNotices.tell``) does not know it is part of a broadcast;
+# the broadcaster wraps the whole fan-out in ``bulk_delivery()`` instead.
+_DELIVERY_PRIORITY: ContextVar[int] = ContextVar("delivery_priority", default=PRIORITY_REPLY)
+
+
+@contextmanager
+def bulk_delivery() -> Iterator[None]:
+    """Replies committed inside go to the outbox's low-priority lane."""
+    token = _DELIVERY_PRIORITY.set(PRIORITY_BULK)
+    try:
+        yield
+    finally:
+        _DELIVERY_PRIORITY.reset(token)
+
+
+def delivery_priority(turn: TurnRecord) -> int:
+    """The outbox lane of ``turn.deliver``: its own, else the context's (``bulk_delivery``)."""
+    return _DELIVERY_PRIORITY.get() if turn.priority is None else turn.priority
+
+
 @dataclass(frozen=True, slots=True)
 class TurnRecord:
     """Everything one turn changes, written in one transaction: the conversation's new state,
@@ -63,6 +90,7 @@ class TurnRecord:
     lines: tuple[TranscriptLine, ...]
     deliver: tuple[TranscriptLine, ...] = ()
     inbox_id: int | None = None
+    priority: int | None = None  # outbox lane of ``deliver``; None: see ``delivery_priority``
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +102,8 @@ class PendingInbound:
 
 @dataclass(frozen=True, slots=True)
 class OutboundItem:
-    """A reply waiting to be sent through its channel, in ``id`` order per chat."""
+    """A reply waiting to be sent through its channel, in ``id`` order per chat and lane
+    (a chat's replies go before its bulk messages)."""
 
     id: int
     conversation_id: str
@@ -84,6 +113,7 @@ class OutboundItem:
     buttons: tuple[RenderedButton, ...]
     attempts: int
     attachments: tuple[FileRef, ...] = ()
+    priority: int = PRIORITY_REPLY
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +225,9 @@ class Store(abc.ABC):
     async def commit_turn(self, turn: TurnRecord) -> list[TranscriptEntry]: ...
 
     @abc.abstractmethod
-    async def outbox_pending(self, *, limit: int = 500) -> list[OutboundItem]: ...
+    async def outbox_pending(self, *, limit: int = 500) -> list[OutboundItem]:
+        """Unsent items, replies (``PRIORITY_REPLY``) before bulk ones, each in ``id`` order:
+        a backlog of bulk items never hides a reply from the dispatcher."""
 
     @abc.abstractmethod
     async def outbox_done(

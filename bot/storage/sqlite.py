@@ -41,6 +41,7 @@ from bot.storage.base import (
     StoredRequest,
     TranscriptLine,
     TurnRecord,
+    delivery_priority,
 )
 from bot.storage.sqlite_db import SqliteDb
 
@@ -110,7 +111,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     platform_message_id TEXT,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
-    attachments TEXT NOT NULL DEFAULT '[]'  -- files to send with the text (FileRef JSON)
+    attachments TEXT NOT NULL DEFAULT '[]',  -- files to send with the text (FileRef JSON)
+    priority INTEGER NOT NULL DEFAULT 0     -- 0 replies, 1 bulk (outage notices)
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (status, id);
 CREATE TABLE IF NOT EXISTS payload_tokens (
@@ -170,6 +172,10 @@ def _migrate(db: sqlite3.Connection) -> None:
     outbox = {row[1] for row in db.execute("PRAGMA table_info(outbox)")}
     if "attachments" not in outbox:
         db.execute("ALTER TABLE outbox ADD COLUMN attachments TEXT NOT NULL DEFAULT '[]'")
+    if "priority" not in outbox:  # rows of older versions are replies
+        db.execute("ALTER TABLE outbox ADD COLUMN priority INTEGER NOT NULL DEFAULT 0")
+    # Here, not in the schema: on an older file the column exists only after the line above.
+    db.execute("CREATE INDEX IF NOT EXISTS outbox_lanes ON outbox (status, priority, id)")
 
 
 def _now() -> datetime:
@@ -455,6 +461,7 @@ class SqliteStore(Store):
     async def commit_turn(self, turn: TurnRecord) -> list[TranscriptEntry]:
         conversation = turn.conversation
         at = _now()
+        priority = delivery_priority(turn)  # read here: the context does not reach the thread
 
         def q(db: sqlite3.Connection) -> list[int]:
             ids: list[int] = []
@@ -476,11 +483,11 @@ class SqliteStore(Store):
                 files = json.dumps(files_to_json(line.attachments), ensure_ascii=False)
                 db.execute(
                     "INSERT INTO outbox (conversation_id, channel, chat_id, text, buttons,"
-                    " status, created_at, updated_at, attachments)"
-                    " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+                    " status, created_at, updated_at, attachments, priority)"
+                    " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
                     (
                         conversation.id, conversation.key.channel, conversation.key.chat_id,
-                        line.text, buttons, at.isoformat(), at.isoformat(), files,
+                        line.text, buttons, at.isoformat(), at.isoformat(), files, priority,
                     ),
                 )  # fmt: skip
             if turn.inbox_id is not None:
@@ -505,14 +512,15 @@ class SqliteStore(Store):
         rows = await self._run(
             lambda db: db.execute(
                 "SELECT id, conversation_id, channel, chat_id, text, buttons, attempts,"
-                " attachments FROM outbox WHERE status = 'pending' ORDER BY id LIMIT ?",
+                " attachments, priority FROM outbox WHERE status = 'pending'"
+                " ORDER BY priority, id LIMIT ?",
                 (limit,),
             ).fetchall()
         )
         return [
             OutboundItem(
                 r[0], r[1], r[2], r[3], r[4], buttons_from_json(json.loads(r[5])), r[6],
-                files_from_json(json.loads(r[7])),
+                files_from_json(json.loads(r[7])), r[8],
             )
             for r in rows
         ]  # fmt: skip
