@@ -16,6 +16,7 @@ from bot.handoff.console_routes import add_console_routes
 from bot.handoff.files import add_operator_file_routes
 from bot.http import json_response
 from bot.openapi import openapi_document
+from bot.requests.api import RequestApi
 from bot.selfservice.billing_events import BillingEvents
 from bot.services import Services, build_services
 
@@ -90,6 +91,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> web.A
         menu=built.engine.menu_buttons(),
         account_actions=built.account_actions,
     ).routes(app)
+    RequestApi(built.requests).routes(app)
     BillingEvents(
         billing=built.billing,
         notices=built.notices,

@@ -93,6 +93,9 @@ class Settings:
     # BOT_TURN_TIMEOUT (10 s), so the customer hears the apology, not a timeout hand-off.
     billing_timeout: float = 4.0
     billing_webhook_secret: str | None = field(default=None, repr=False)
+    # The provider's CRM hears of every new or changed request (docs/requests.md)
+    requests_webhook_url: str | None = None
+    requests_webhook_secret: str | None = field(default=None, repr=False)
 
     @property
     def sqlite_path(self) -> Path:
@@ -133,6 +136,8 @@ class Settings:
             billing_token=env.get("BILLING_TOKEN") or None,
             billing_timeout=_float(env, "BILLING_TIMEOUT", base.billing_timeout),
             billing_webhook_secret=env.get("BILLING_WEBHOOK_SECRET") or None,
+            requests_webhook_url=env.get("REQUESTS_WEBHOOK_URL") or None,
+            requests_webhook_secret=env.get("REQUESTS_WEBHOOK_SECRET") or None,
             turn_timeout=_float(env, "BOT_TURN_TIMEOUT", base.turn_timeout),
             log_level=(env.get("BOT_LOG_LEVEL") or base.log_level).upper(),
         )

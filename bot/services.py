@@ -11,7 +11,7 @@ from bot.billing.ledger import ledger_path, open_ledger
 from bot.catalog.catalog import Catalog, load_catalog
 from bot.channels.base import Channel
 from bot.channels.registry import ChannelDeps, build_channels
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.dialog.actions import ACTIONS
 from bot.dialog.actions.invoice import FILES, INVOICE_LABELS, MONEY
 from bot.dialog.engine import INFORM, MENU, DialogEngine
@@ -24,7 +24,7 @@ from bot.handoff.events import EventHub
 from bot.handoff.operators import OperatorStore, SqliteOperatorStore, default_operators_path
 from bot.handoff.service import HandoffService
 from bot.handoff.service import register_metrics as register_handoff_metrics
-from bot.i18n import Translator, load_translator
+from bot.i18n import LocaleError, Translator, load_translator
 from bot.ingress import Ingress
 from bot.ingress import register_metrics as register_ingress_metrics
 from bot.intents.classifier import LinearIntentClassifier, load_examples
@@ -36,6 +36,9 @@ from bot.models import Text
 from bot.notify import FileNotifier
 from bot.outbox import Outbox
 from bot.outbox import register_metrics as register_outbox_metrics
+from bot.requests.desk import REQUESTS, RequestDesk, notice_keys
+from bot.requests.sqlite import SqliteRequestBoard
+from bot.requests.webhook import RequestWebhook
 from bot.selfservice.invoice import INVOICE_LABEL_KEYS
 from bot.selfservice.notices import CustomerNotices
 from bot.selfservice.oplog import OperationLog, SqliteOperationLog
@@ -97,6 +100,21 @@ def build_billing(settings: Settings, catalog: Catalog, translator: Translator) 
     )
 
 
+def build_requests(
+    settings: Settings, events: EventHub
+) -> tuple[RequestDesk, RequestWebhook | None]:
+    """The request board under ``./var/`` and, with ``REQUESTS_WEBHOOK_URL``, its CRM mirror."""
+    url, secret = settings.requests_webhook_url, settings.requests_webhook_secret
+    if url and not secret:
+        raise ConfigError("REQUESTS_WEBHOOK_URL is set: set REQUESTS_WEBHOOK_SECRET as well")
+    board = SqliteRequestBoard(settings.var_dir / "requests.sqlite3", webhooks=bool(url))
+    webhook = RequestWebhook(board=board, url=url, secret=secret) if url and secret else None
+    desk = RequestDesk(
+        board=board, events=events, wake_webhook=webhook.notify if webhook else lambda: None
+    )
+    return desk, webhook
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -118,6 +136,8 @@ class Services:
     account_actions: AccountActions  # promised payment, pause … for the bot and the console
     oplog: OperationLog
     notices: CustomerNotices  # messages outside a turn (payment received)
+    requests: RequestDesk  # leads, call-backs … that people act on
+    requests_webhook: RequestWebhook | None = None  # their mirror in the provider's CRM
 
     async def start(self) -> None:
         """Background work: channels (long polling), unanswered inbounds, unsent replies."""
@@ -126,9 +146,19 @@ class Services:
         await self.ingress.start()
         await self.outbox.start()
         await self.handoff.start()
+        # Requests older versions kept in the conversation store: taken over once, so none is
+        # lost (and the CRM hears of them too).
+        imported = await self.requests.board.import_legacy(await self.store.requests())
+        if imported:
+            log.info("request board: %d earlier requests taken over", imported)
+        if self.requests_webhook is not None:
+            await self.requests_webhook.start()
 
     async def close(self) -> None:
         await self.handoff.close()
+        if self.requests_webhook is not None:
+            await self.requests_webhook.close()
+        await self.requests.board.close()
         for channel in self.channels.values():
             await channel.close()
         await self.ingress.close()
@@ -146,6 +176,9 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
 
     ``nlu`` lets tests share one trained model between many short-lived service sets."""
     translator = load_translator(settings.locales_dir)
+    lacking = [key for key in notice_keys() if key not in translator.catalogs["ru"]]
+    if lacking:
+        raise LocaleError(f"{settings.locales_dir}: no message for {', '.join(lacking)}")
     dialog = build_dialog(settings.flows_dir, translator)
     catalog = load_catalog(settings.data_dir)
     billing = build_billing(settings, catalog, translator)
@@ -161,6 +194,8 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
     notifier = FileNotifier(folder=settings.var_dir / "notifications")
     oplog = SqliteOperationLog(settings.var_dir / "operations.sqlite3")
     account_actions = AccountActions(billing=billing, catalog=catalog, oplog=oplog, locks=locks)
+    events = EventHub()  # consoles hear of conversations and of requests
+    requests, requests_webhook = build_requests(settings, events)
     engine = DialogEngine(
         config=dialog,
         nlu=nlu,
@@ -177,6 +212,7 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
                 key: str(translator.message(locale, f"invoice.{key}")) for key in INVOICE_LABEL_KEYS
             },
             MONEY: translator.money,
+            REQUESTS: requests,
         },
     )
     gateway = Gateway(
@@ -201,7 +237,7 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
         metrics=metrics,
         config=load_handoff_config(settings.flows_dir / "handoff.yml"),
         operators=operators,
-        events=EventHub(),
+        events=events,
         catalog=catalog,
         billing=billing,
         delivers=lambda channel: channel in channels,
@@ -213,9 +249,12 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
         settings.data_dir, len(catalog.cities), len(catalog.tariffs), len(catalog.offices),
         len(catalog.coverage),
     )  # fmt: skip
+    notices = CustomerNotices(store=store, locks=locks, translator=translator,
+                              delivers=lambda channel: channel in channels,
+                              notify_outbox=outbox.notify)  # fmt: skip
+    requests.attach_tell(notices.tell_conversation)
     return Services(
         settings, catalog, billing, store, locks, translator, nlu, engine, metrics, gateway,
-        outbox, ingress, channels, operators, handoff, files, account_actions, oplog,
-        CustomerNotices(store=store, locks=locks, translator=translator,
-                        delivers=lambda channel: channel in channels, notify_outbox=outbox.notify),
+        outbox, ingress, channels, operators, handoff, files, account_actions, oplog, notices,
+        requests, requests_webhook,
     )  # fmt: skip

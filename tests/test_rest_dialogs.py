@@ -167,11 +167,12 @@ async def test_coverage_planned_house_takes_a_request(say: Say, services: Servic
     assert "телефон" in texts(retry)  # invalid answer: the question is asked again
     done = await say("u-lead", "8 (914) 555-12-34")
     assert "Заявка" in texts(done)
-    stored = await services.store.requests("connection")
+    stored = await services.requests.board.find(kind="connection")
     assert len(stored) == 1
-    assert stored[0].data["phone"] == "+79145551234"
-    assert stored[0].data["name"] == "Анна"
-    assert stored[0].data["street"] == "ул. Обручева"
+    assert stored[0].phone == "+79145551234"
+    assert stored[0].name == "Анна"
+    assert stored[0].address == "ул. Обручева, 21"
+    assert stored[0].city_id == "bratsk"
 
 
 async def test_coverage_not_covered(say: Say) -> None:

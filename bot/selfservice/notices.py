@@ -49,13 +49,24 @@ class CustomerNotices:
         if "messenger" not in account.notifications.get(topic, ()):
             return None
         conversation_id = await self.last_conversation(account.contract_number)
-        if conversation_id is None or not await self._store.is_reachable(conversation_id):
+        if conversation_id is None:
             return None
+        return conversation_id if await self._send(conversation_id, topic, parts) else None
+
+    async def tell_conversation(self, conversation_id: str, parts: Sequence[Text]) -> bool:
+        """Send ``parts`` as one system message into this very conversation: an answer to what
+        the customer asked there (their request is being handled), so no preference applies.
+        False when the conversation is unknown or cannot be reached."""
+        return await self._send(conversation_id, "conversation", parts)
+
+    async def _send(self, conversation_id: str, topic: str, parts: Sequence[Text]) -> bool:
+        if not await self._store.is_reachable(conversation_id):
+            return False
         key = ConversationKey.parse(conversation_id)
         async with self._locks.hold(conversation_id):
             conversation = await self._store.load_conversation(key)
             if conversation is None:
-                return None
+                return False
             rendered = self._translator.render_reply(
                 conversation.locale, Reply(tuple(parts), sender="system")
             )
@@ -65,4 +76,4 @@ class CustomerNotices:
         if deliver:
             self._notify_outbox()
         log.info("customer notice (%s) in %s", topic, key.channel)
-        return conversation_id
+        return True

@@ -263,9 +263,9 @@ async def test_call_back_request_is_stored(say: Say, services: Services) -> None
     assert "Когда удобно" in texts(when)
     done = await say("c-11", "завтра после 18:00")
     assert "обратный звонок" in texts(done)
-    [request] = await services.store.requests("callback")
-    assert request.data["phone"] == "+79145551234"
-    assert request.data["when"] == "завтра после 18:00"
+    [request] = await services.requests.board.find(kind="callback")
+    assert request.phone == "+79145551234"
+    assert request.details["when"] == "завтра после 18:00"
 
 
 async def test_out_of_hours_the_customer_is_told_when_and_offered_a_call_back(

@@ -8,6 +8,8 @@ from bot.dialog.actions.render import tariff_line
 from bot.dialog.types import ActionContext, ActionResult
 from bot.intents.nlu import make_payload
 from bot.models import Button, Raw, Reply, Text
+from bot.requests.desk import requests_of
+from bot.requests.model import NewRequest
 
 K = AddressLookupKind
 
@@ -103,17 +105,17 @@ async def save_connection_request(ctx: ActionContext) -> ActionResult:
     if lookup is None or lookup.entry is None:
         return ActionResult(replies=(Reply((Text("coverage.request_no_address"),)),))
     entry = lookup.entry
-    request = await ctx.store.add_request(
-        "connection",
-        ctx.conversation.id,
-        {
-            "city_id": entry.city_id,
-            "street": entry.street,
-            "house": entry.house,
-            "status": entry.status,
-            "name": ctx.slots["name"],
-            "phone": ctx.slots["phone"],
-        },
+    request = await requests_of(ctx).create(
+        NewRequest(
+            kind="connection",
+            conversation_id=ctx.conversation.id,
+            contract=ctx.conversation.contract_number,
+            name=str(ctx.slots["name"]),
+            phone=str(ctx.slots["phone"]),
+            city_id=entry.city_id,
+            address=f"{entry.street}, {entry.house}",
+            details={"house_status": entry.status},
+        )
     )
     city = ctx.catalog.city(entry.city_id)
     return ActionResult(

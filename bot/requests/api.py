@@ -1,0 +1,169 @@
+"""The operator API of the request board (CONTRACTS.md §2):
+
+- ``GET /api/v1/operator/requests?kind=&status=&city_id=`` the records, newest first, phones
+  masked;
+- ``GET /api/v1/operator/requests/{id}`` one record with the phone, the opening kept in its
+  history;
+- ``POST /api/v1/operator/requests/{id}`` ``{"status", "comment", "assignee"}`` (CSRF);
+- ``GET /api/v1/operator/requests.csv`` the same list for spreadsheets (UTF-8 with BOM, ``;``).
+  A supervisor may add ``phones=full``; every exported record then notes it in its history.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from bot.handoff.auth import OPERATORS, authorized
+from bot.http import json_response
+from bot.requests.desk import RequestDesk, masked
+from bot.requests.model import KINDS, STATUSES, RequestRecord, record_json
+from bot.requests.store import UNSET, _Unset
+
+BASE = "/api/v1/operator/requests"
+COMMENT_MAX = 2000
+CSV_COLUMNS = (
+    "id", "kind", "status", "created_at", "contract", "name", "phone", "city_id", "address",
+    "details", "conversation_id", "attachments", "comment", "assignee", "updated_at",
+)  # fmt: skip
+# A cell starting with one of these is a formula to a spreadsheet: text the customer typed
+# ("=HYPERLINK(…)") must stay text.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _error(status: int, message: str) -> web.HTTPException:
+    cls = {400: web.HTTPBadRequest, 404: web.HTTPNotFound}[status]
+    return cls(
+        text=json.dumps({"error": message}, ensure_ascii=False),
+        content_type="application/json",
+        headers=_NO_STORE,
+    )
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def _details_text(details: Mapping[str, Any]) -> str:
+    return "; ".join(f"{key}: {value}" for key, value in details.items())
+
+
+class RequestApi:
+    def __init__(self, desk: RequestDesk) -> None:
+        self._desk = desk
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_get(BASE, self.listing)
+        app.router.add_get(f"{BASE}.csv", self.export)
+        app.router.add_get(BASE + r"/{request_id:\d+}", self.open)
+        app.router.add_post(BASE + r"/{request_id:\d+}", self.change)
+
+    async def _records(self, request: web.Request) -> list[RequestRecord]:
+        query = request.query
+        kind, status = query.get("kind") or None, query.get("status") or None
+        if kind is not None and kind not in KINDS:
+            raise _error(400, f"kind must be one of {', '.join(KINDS)}")
+        if status is not None and status not in STATUSES:
+            raise _error(400, f"status must be one of {', '.join(STATUSES)}")
+        return await self._desk.board.find(
+            kind=kind, status=status, city_id=query.get("city_id") or None
+        )
+
+    async def listing(self, request: web.Request) -> web.StreamResponse:
+        await authorized(request, write=False)
+        records = await self._records(request)
+        response = json_response({"requests": [masked(record) for record in records]})
+        response.headers.update(_NO_STORE)
+        return response
+
+    async def open(self, request: web.Request) -> web.StreamResponse:
+        operator = await authorized(request, write=False)
+        record = await self._desk.open(int(request.match_info["request_id"]), by=operator.login)
+        if record is None:
+            raise _error(404, "no such request")
+        response = json_response({"request": record_json(record, phone=record.phone)})
+        response.headers.update(_NO_STORE)
+        return response
+
+    async def change(self, request: web.Request) -> web.StreamResponse:
+        operator = await authorized(request, write=True)
+        try:
+            body = await request.json()
+        except ValueError:
+            raise _error(400, "the body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise _error(400, "the body must be a JSON object")
+        status = body.get("status")
+        if status is not None and status not in STATUSES:
+            raise _error(400, f"status must be one of {', '.join(STATUSES)}")
+        comment = body.get("comment")
+        if comment is not None and (not isinstance(comment, str) or len(comment) > COMMENT_MAX):
+            raise _error(400, f"comment must be a string of at most {COMMENT_MAX} characters")
+        assignee: str | _Unset | None = UNSET
+        if "assignee" in body:
+            assignee = body["assignee"] or None
+            if assignee is not None:
+                if not isinstance(assignee, str):
+                    raise _error(400, "assignee must be an operator's login or null")
+                if await request.config_dict[OPERATORS].get(assignee) is None:
+                    raise _error(400, "no operator with this login")
+        if status is None and comment is None and isinstance(assignee, _Unset):
+            raise _error(400, 'send at least one of "status", "comment", "assignee"')
+        change = await self._desk.change(
+            int(request.match_info["request_id"]),
+            by=operator.login,
+            status=status,
+            comment=comment,
+            assignee=assignee,
+        )
+        if change is None:
+            raise _error(404, "no such request")
+        return json_response(
+            {
+                "request": masked(change.record),
+                "changed": [entry.as_json() for entry in change.changed],
+            }
+        )
+
+    async def export(self, request: web.Request) -> web.StreamResponse:
+        operator = await authorized(request, write=False)
+        full = request.query.get("phones") == "full"
+        if full:  # every contact at once: supervisors only, and it is written down
+            await authorized(request, write=False, supervisor=True)
+        records = await self._records(request)
+        if full and records:
+            await self._desk.board.record_access(
+                [record.id for record in records], by=operator.login, action="exported"
+            )
+        out = io.StringIO()
+        # Excel in a Russian locale splits on ";"; the csv module quotes cells that contain it.
+        writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+        writer.writerow(CSV_COLUMNS)
+        for record in records:
+            row = record_json(record, phone=record.phone) if full else masked(record)
+            row["details"] = _details_text(record.details)
+            row["attachments"] = " ".join(str(a.get("name", "")) for a in record.attachments)
+            phone = row["phone"]
+            writer.writerow(
+                phone or "" if column == "phone" else _cell(row[column]) for column in CSV_COLUMNS
+            )
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
+        return web.Response(
+            body=("\ufeff" + out.getvalue()).encode("utf-8"),
+            content_type="text/csv",
+            charset="utf-8",
+            headers={
+                **_NO_STORE,
+                "Content-Disposition": f'attachment; filename="requests-{stamp}.csv"',
+            },
+        )
