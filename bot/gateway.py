@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 from bot.dialog.engine import DialogEngine
 from bot.dialog.types import Handoff, Turn
@@ -31,6 +32,12 @@ log = logging.getLogger(__name__)
 BACK_TO_BOT = "/back_to_bot"
 # Key in Conversation.dialog: the buttons of the last answer, as rendered.
 OFFERED = "offered"
+# Key in Conversation.dialog: when a message typed in the queue was last acknowledged.
+QUEUE_ACK = "queue_ack_at"
+# Buttons that take a waiting customer out of the queue to the bot ("Заказать обратный
+# звонок" offered when nobody is online): waiting for a call instead of in the chat.
+LEAVE_QUEUE_FOR = ("/callback_request",)
+DEFAULT_QUEUED_ACK_SECONDS = 180.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,15 +156,38 @@ class Gateway:
     async def _while_with_person(
         self, conversation: Conversation, inbound: Inbound
     ) -> tuple[Conversation, list[Reply]]:
-        # The bot stays silent; the message is in the transcript for the operator.
-        if inbound.payload == BACK_TO_BOT and conversation.state == "queued":
-            await self._store.queue_remove(conversation.id)
-            if self._handoff is not None:
-                self._handoff.events.publish({"type": "queue"})
+        # The bot does not answer; the message is in the transcript for the operator.
+        if conversation.state != "queued":
+            return conversation, []  # an operator has the chat: they answer, the bot is silent
+        if inbound.payload == BACK_TO_BOT:
+            await self._leave_queue(conversation)
             return replace(conversation, state="bot"), [
                 Reply((Text("handoff.returned_to_bot"),), self._engine.menu_buttons(), "system")
             ]
-        return conversation, []
+        if inbound.payload and inbound.payload.startswith(LEAVE_QUEUE_FOR):
+            await self._leave_queue(conversation)
+            return await self._bot_turn(replace(conversation, state="bot"), inbound)
+        return self._acknowledge_in_queue(conversation)
+
+    async def _leave_queue(self, conversation: Conversation) -> None:
+        await self._store.queue_remove(conversation.id)
+        if self._handoff is not None:
+            self._handoff.events.publish({"type": "queue"})
+
+    def _acknowledge_in_queue(self, conversation: Conversation) -> tuple[Conversation, list[Reply]]:
+        """A brief "passed on" for a message typed while waiting, so the customer knows it is
+        not lost — the first one, then at most once per ``queued_ack_seconds``."""
+        handoff = self._handoff
+        now = handoff.now() if handoff is not None else datetime.now(UTC)
+        every = handoff.config.queued_ack_seconds if handoff else DEFAULT_QUEUED_ACK_SECONDS
+        last = conversation.dialog.get(QUEUE_ACK)
+        if last is not None and (now - datetime.fromisoformat(last)).total_seconds() < every:
+            return conversation, []
+        conversation = replace(
+            conversation, dialog={**conversation.dialog, QUEUE_ACK: now.isoformat()}
+        )
+        back = ButtonModel(Text("button.back_to_bot"), BACK_TO_BOT)
+        return conversation, [Reply((Text("handoff.message_received"),), (back,), "system")]
 
     async def _bot_turn(
         self, conversation: Conversation, inbound: Inbound
@@ -182,11 +212,12 @@ class Gateway:
         conversation = turn.conversation
         if turn.handoff is not None:
             self._metrics.inc("handoffs_total", reason=turn.handoff.reason)
+            dialog = {k: v for k, v in conversation.dialog.items() if k != QUEUE_ACK}
             conversation = replace(
                 conversation,
                 state="queued",
-                dialog={**conversation.dialog, "handoff": {"department": turn.handoff.department,
-                                                           "reason": turn.handoff.reason}},
+                dialog={**dialog, "handoff": {"department": turn.handoff.department,
+                                              "reason": turn.handoff.reason}},
             )  # fmt: skip
             if self._handoff is not None:
                 replies += await self._handoff.enqueue(

@@ -10,6 +10,7 @@ from pathlib import Path
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
 from bot.intents.classifier import Example
+from bot.intents.names import REFINES
 
 
 class EvalFileError(ValueError):
@@ -31,6 +32,14 @@ def read_tsv(path: Path) -> list[Example]:
     if not out:
         raise EvalFileError(f"{path}: no examples")
     return out
+
+
+def fold_refined(gold: Sequence[str], predicted: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Predictions of an intent the gold file never uses but that refines one it does (see
+    ``REFINES``) counted as the broader intent; also which intents were folded."""
+    labels = set(gold)
+    fold = {new: old for new, old in REFINES.items() if new not in labels and old in labels}
+    return [fold.get(p, p) for p in predicted], sorted(set(fold) & set(predicted))
 
 
 @dataclass(frozen=True, slots=True)

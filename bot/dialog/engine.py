@@ -10,7 +10,8 @@ tariff question is answered for Bratsk.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 from bot.billing import Billing, BillingUnavailable
 from bot.catalog.catalog import Catalog
 from bot.catalog.models import Account
-from bot.dialog.flows import DialogConfig, FlowSpec, SlotSpec
+from bot.dialog.flows import ButtonSpec, DialogConfig, FlowSpec, SlotSpec
 from bot.dialog.slots import HINTS, SUGGESTERS, VALIDATORS, SlotTools
 from bot.dialog.types import Action, ActionContext, ActionResult, DialogState, Handoff, Turn
 from bot.i18n import Translator
@@ -41,6 +42,7 @@ LAST_DONE = "last_done"  # memory: the operation just carried out (a second "д�
 CONFIRM = "confirm"
 DECLINE = "decline"
 UNCLEAR = "unclear_answer"  # neither yes nor no to an open offer
+CANCEL = "cancel"  # "отмена" as the whole answer to an open question
 
 
 def _reply(key: str, buttons: tuple[Button, ...] = (), **params: Any) -> Reply:
@@ -156,6 +158,14 @@ class _Run:
             self._end_flow()
             self.replies.append(_reply("menu.prompt", self.e.menu_buttons()))
             return
+        if self.state.flow and self.state.pending and self._cancels():
+            self.result = NluResult(result.text, CANCEL, 1.0, from_payload=True)
+            self._end_flow()
+            # Cancelled means the waiting question too: it is not answered after a later login.
+            self.state.memory.pop("after_identify", None)
+            self.state.misses = 0
+            self.replies.append(_reply("dialog.cancelled", self.e.menu_buttons()))
+            return
         if self.state.flow and self.state.pending and await self._answer_pending(result):
             return
         if await self._resume_after_identity(result):
@@ -219,6 +229,17 @@ class _Run:
                 return None
             return NluResult(text, UNCLEAR, 1.0, payload_args=op, from_payload=True)
         return NluResult(text, CONFIRM if yes else DECLINE, 1.0, payload_args=op, from_payload=True)
+
+    def _cancels(self) -> bool:
+        """ "Отмена", "нет, не надо", "назад" as the whole message: the customer leaves the
+        question. Inside a sentence ("не надо было менять тариф, а что с балансом") the words
+        are not a cancel: such a message is a request of its own and is routed as one."""
+        text = self.inbound.text
+        if not text or self.inbound.payload:
+            return False
+        config = self.config
+        said = [w for w in words(basic(text)) if w not in config.cancel_fillers]
+        return bool(said) and " ".join(said) in config.cancel_words
 
     def _ask_yes_or_no(self, op: str) -> None:
         buttons = (
@@ -386,8 +407,7 @@ class _Run:
 
     async def _finish(self, flow: FlowSpec, result: NluResult) -> None:
         if flow.reply:
-            buttons = tuple(Button(Text(b.title), b.payload) for b in flow.buttons)
-            self.replies.append(_reply(flow.reply, buttons))
+            self.replies.append(self._flow_reply(flow))
         if flow.handoff:
             self.handoff = Handoff(flow.handoff, flow.name)
         if flow.action:
@@ -408,6 +428,23 @@ class _Run:
         then = self.config.flows.get(str(waiting)) if waiting else None
         if then is not None and self.account is not None:
             await self._start(then, replace(result, payload_args={}))
+
+    def _flow_reply(self, flow: FlowSpec) -> Reply:
+        """The flow's reply: the topic the message is about ("ты бот?"), else the general one;
+        one of its variants, picked by the message."""
+        text = basic(self.inbound.text or "")
+        said = words(text)
+        ids, specs = flow.reply, flow.buttons
+        for topic in flow.topics:
+            if any(_marked(text, said, basic(m)) for m in topic.markers):
+                ids = topic.reply
+                specs = flow.buttons if topic.buttons is None else topic.buttons
+                break
+        buttons = _buttons(specs)
+        if flow.menu:
+            shown = {b.payload for b in buttons}
+            buttons += tuple(b for b in self.e.menu_buttons() if b.payload not in shown)
+        return _reply(_pick(ids, text), buttons)
 
     def _context(self, flow: FlowSpec, result: NluResult) -> ActionContext:
         return ActionContext(
@@ -514,6 +551,22 @@ class _Run:
             Button(Text("button.menu"), "/menu"),
         )
         self.replies.append(_reply("fallback.offer_operator", buttons))
+
+
+def _buttons(specs: Sequence[ButtonSpec]) -> tuple[Button, ...]:
+    return tuple(Button(Text(b.title), b.payload) for b in specs)
+
+
+def _marked(text: str, said: Sequence[str], marker: str) -> bool:
+    if " " in marker:
+        return marker in text
+    return any(w.startswith(marker) for w in said)
+
+
+def _pick(options: Sequence[str], text: str) -> str:
+    """One of several variants, the same for the same message: varied between messages, yet
+    repeatable (a test, a replayed webhook, two processes) — unlike random or ``hash()``."""
+    return options[zlib.crc32(text.encode("utf-8")) % len(options)]
 
 
 def _without_entities(result: NluResult) -> list[str]:

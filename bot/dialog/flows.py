@@ -40,14 +40,28 @@ class SlotSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """A more fitting answer of a reply flow when the message has one of ``markers`` ("ты бот?"
+    gets the honest answer, "расскажи шутку" a joke)."""
+
+    markers: tuple[str, ...]  # stems: a word starting with one counts; with a space: a phrase
+    reply: tuple[str, ...]  # message ids; one is picked by the message (stable, see engine)
+    buttons: tuple[ButtonSpec, ...] | None = None  # None: the flow's own
+
+
+@dataclass(frozen=True, slots=True)
 class FlowSpec:
     name: str
     intents: tuple[str, ...]
     slots: tuple[SlotSpec, ...] = ()
     requires_identity: bool = False
     action: str | None = None
-    reply: str | None = None
+    # Message ids; with several, one is picked by the message so that "как дела" and "как ты?"
+    # do not always get the same words, yet the same message always gets the same answer.
+    reply: tuple[str, ...] = ()
     buttons: tuple[ButtonSpec, ...] = ()
+    topics: tuple[TopicSpec, ...] = ()
+    menu: bool = False  # the main menu's buttons follow the reply's own
     handoff: str | None = None  # department
     params: Mapping[str, Any] = field(default_factory=dict)
     payload_only: bool = False  # its "intents" are button payloads, not classifier intents
@@ -73,6 +87,10 @@ class DialogConfig:
     decline_words: frozenset[str] = frozenset()
     confirm_fillers: frozenset[str] = frozenset()  # allowed around them ("пожалуйста")
     confirm_max_words: int = 4
+    # The whole answer to an open question ("отмена", "нет, не надо") that ends the flow: the
+    # message's words, fillers left out, must be one of these phrases.
+    cancel_words: frozenset[str] = frozenset()
+    cancel_fillers: frozenset[str] = frozenset()
 
     def flow_for_intent(self, intent: str) -> FlowSpec | None:
         return next((f for f in self.flows.values() if intent in f.intents), None)
@@ -97,8 +115,32 @@ _SLOT_KEYS = {
 }  # fmt: skip
 _FLOW_KEYS = {
     "intents", "slots", "requires_identity", "action", "reply", "buttons", "handoff", "params",
-    "payload_only",
+    "payload_only", "topics", "menu",
 }  # fmt: skip
+
+
+def _ids(raw: Any, where: str) -> tuple[str, ...]:
+    """One message id or a list of them."""
+    if raw is None:
+        return ()
+    if isinstance(raw, str):
+        return (raw,)
+    if not isinstance(raw, list) or not all(isinstance(r, str) for r in raw):
+        raise FlowError(f"{where}: 'reply' must be a message id or a list of them")
+    return tuple(raw)
+
+
+def _topic(raw: Any, where: str) -> TopicSpec:
+    if not isinstance(raw, dict) or not raw.get("markers") or not raw.get("reply"):
+        raise FlowError(f"{where}: a topic needs 'markers' and 'reply'")
+    unknown = set(raw) - {"markers", "reply", "buttons"}
+    if unknown:
+        raise FlowError(f"{where}: unknown topic key(s) {sorted(unknown)}")
+    return TopicSpec(
+        markers=tuple(str(m) for m in raw["markers"]),
+        reply=_ids(raw["reply"], where),
+        buttons=_buttons(raw["buttons"], where) if "buttons" in raw else None,
+    )
 
 
 def _slot(raw: Any, where: str) -> SlotSpec:
@@ -139,8 +181,10 @@ def _flow(name: str, raw: Any, where: str) -> FlowSpec:
         slots=tuple(_slot(s, f"{where}: flow {name!r}") for s in raw.get("slots", []) or []),
         requires_identity=bool(raw.get("requires_identity", False)),
         action=raw.get("action"),
-        reply=raw.get("reply"),
+        reply=_ids(raw.get("reply"), f"{where}: flow {name!r}"),
         buttons=_buttons(raw.get("buttons"), f"{where}: flow {name!r}"),
+        topics=tuple(_topic(t, f"{where}: flow {name!r}") for t in raw.get("topics") or []),
+        menu=bool(raw.get("menu", False)),
         handoff=raw.get("handoff"),
         params=dict(raw.get("params") or {}),
         payload_only=bool(raw.get("payload_only", False)),
@@ -181,6 +225,8 @@ def load_dialog(
         decline_words=frozenset(str(w) for w in settings.get("decline_words", [])),
         confirm_fillers=frozenset(str(w) for w in settings.get("confirm_fillers", [])),
         confirm_max_words=int(settings.get("confirm_max_words", 4)),
+        cancel_words=frozenset(str(w) for w in settings.get("cancel_words", [])),
+        cancel_fillers=frozenset(str(w) for w in settings.get("cancel_fillers", [])),
     )
     _check(config, path, intents, actions, validators, suggesters, messages, hints)
     return config
@@ -212,7 +258,12 @@ def _check(
             seen[intent] = flow.name
         if flow.action and flow.action not in actions:
             problems.append(f"flow {flow.name!r}: unknown action {flow.action!r}")
-        for key in [flow.reply, *(b.title for b in flow.buttons)]:
+        keys = [*flow.reply, *(b.title for b in flow.buttons)]
+        for topic in flow.topics:
+            keys += [*topic.reply, *(b.title for b in topic.buttons or ())]
+        if flow.topics and not flow.reply:
+            problems.append(f"flow {flow.name!r}: topics need a 'reply' for other messages")
+        for key in keys:
             if key and key not in messages:
                 problems.append(f"flow {flow.name!r}: unknown message {key!r}")
         for slot in flow.slots:

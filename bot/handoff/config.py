@@ -34,6 +34,9 @@ class HandoffConfig:
     answer_timeout_seconds: float
     average_handle_seconds: float
     canned: tuple[str, ...]
+    # While waiting in the queue a customer's message is acknowledged ("передано, оператор
+    # увидит") at most once per this many seconds: reassuring, not an echo of every message.
+    queued_ack_seconds: float = 180.0
 
     def department(self, name: str) -> Department:
         return self.departments.get(name) or self.departments["general"]
@@ -65,4 +68,5 @@ def load_handoff_config(path: Path) -> HandoffConfig:
         answer_timeout_seconds=float(data.get("answer_timeout_seconds", 300)),
         average_handle_seconds=float(data.get("average_handle_seconds", 240)),
         canned=tuple(str(c) for c in data.get("canned") or ()),
+        queued_ack_seconds=float(data.get("queued_ack_seconds", 180)),
     )

@@ -114,18 +114,24 @@ class HandoffService:
         await self._store.queue_put(conversation.id, conversation.key.channel, dept.name, reason)
         self.events.publish({"type": "queue"})
         status = dept.status(self._clock())
+        call_me = Button(Text("button.callback"), "/callback_request")
         if not status.is_open and status.changes_at is not None:
             when = Text("when.weekday", {
                 "day": Text(f"weekday.on.{status.changes_at.weekday()}"),
                 "time": f"{status.changes_at:%H:%M}",
             })  # fmt: skip
-            call_me = Button(Text("button.callback"), "/callback_request")
             return [
                 Reply((Text("handoff.out_of_hours", {"when": when}),), (call_me,), sender="system")
             ]
+        online = await self.online_in(dept.name)
+        if not status.is_open or online == 0:
+            # A wait estimate with nobody to answer would be a guess: say how things are and
+            # offer a call back; waiting stays possible (the chat is in the queue). The position
+            # is told once someone is online (see _update_positions).
+            return [Reply((Text("handoff.nobody_online"),), (call_me,), sender="system")]
         position = await self._position(conversation.id)
         await self._store.queue_notified(conversation.id, position)
-        return [self._position_notice(position, dept.name)]
+        return [self._position_notice(position, online)]
 
     async def customer_wrote(self, conversation: Conversation, entry: TranscriptEntry) -> None:
         self.events.publish(
@@ -147,6 +153,14 @@ class HandoffService:
     def is_online(self, login: str) -> bool:
         presence = self._presence.get(login)
         return bool(presence and presence.online)
+
+    async def online_in(self, department: str) -> int:
+        """Operators of the department who are online now (and not disabled)."""
+        return sum(
+            1
+            for o in await self._operators.list()
+            if not o.disabled and department in o.departments and self.is_online(o.login)
+        )
 
     # --- operator actions ---------------------------------------------------------------------
     async def claim(self, conversation_id: str, operator: Operator) -> None:
@@ -348,9 +362,17 @@ class HandoffService:
         })  # fmt: skip
 
     async def _update_positions(self) -> None:
-        """Tell waiting customers their new place when it changed."""
+        """Tell waiting customers their new place when it changed, while their department is
+        open and someone there is online (otherwise they were told so, and a place with no one
+        to answer would promise a wait that is not coming)."""
+        online: dict[str, int] = {}
         for entry in await self._store.queue_entries():
             if entry.operator is not None:
+                continue
+            if entry.department not in online:
+                open_now = self.config.department(entry.department).status(self._clock()).is_open
+                online[entry.department] = await self.online_in(entry.department) if open_now else 0
+            if online[entry.department] == 0:
                 continue
             position = await self._position(entry.conversation_id)
             if position == entry.notified_position:
@@ -360,7 +382,7 @@ class HandoffService:
                 if conversation.state != "queued":
                     continue
                 rendered = self._translator.render_reply(
-                    conversation.locale, self._position_notice(position, entry.department)
+                    conversation.locale, self._position_notice(position, online[entry.department])
                 )
                 await self._commit(conversation, [rendered])
                 await self._store.queue_notified(entry.conversation_id, position)
@@ -374,11 +396,12 @@ class HandoffService:
         ids = [e.conversation_id for e in waiting]
         return ids.index(conversation_id) + 1 if conversation_id in ids else 1
 
-    def _position_notice(self, position: int, department: str) -> Reply:
+    def _position_notice(self, position: int, online: int) -> Reply:
+        """The place in the queue and the expected wait with ``online`` operators answering."""
         if position <= 1:
             return Reply((Text("handoff.queued_next"),), sender="system")
-        online = max(1, sum(1 for login, p in self._presence.items() if p.online))
-        minutes = max(1, math.ceil(position * self.config.average_handle_seconds / online / 60))
+        per_operator = self.config.average_handle_seconds / max(1, online)
+        minutes = max(1, math.ceil(position * per_operator / 60))
         return Reply(
             (Text("handoff.queued_position", {"position": position, "minutes": minutes}),),
             sender="system",

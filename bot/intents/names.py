@@ -8,7 +8,12 @@ INTENTS: tuple[str, ...] = (
     "internet_down", "technician_visit", "suspend_service", "terminate_contract",
     "human_operator", "callback_request", "account_access", "promotions", "complaint",
     "unblock_account", "add_service", "support_contacts", "invoice", "change_contacts",
-    "notification_settings", "autopay", "out_of_scope",
+    "notification_settings", "autopay", "smalltalk", "out_of_scope",
 )  # fmt: skip
 
 OUT_OF_SCOPE = "out_of_scope"
+
+# An intent split off a broader one after some data sets were labelled: a file with no example
+# of it labelled those messages with the broader one ("как дела" was out_of_scope before
+# smalltalk existed). The evaluation counts the split intent as the broader one in such a file.
+REFINES: dict[str, str] = {"smalltalk": OUT_OF_SCOPE}
