@@ -16,6 +16,7 @@ from bot.handoff.console_routes import add_console_routes
 from bot.handoff.files import add_operator_file_routes
 from bot.http import json_response
 from bot.openapi import openapi_document
+from bot.outages.api import OutageApi
 from bot.requests.api import RequestApi
 from bot.selfservice.billing_events import BillingEvents
 from bot.services import Services, build_services
@@ -98,6 +99,11 @@ def create_app(settings: Settings, *, services: Services | None = None) -> web.A
         oplog=built.oplog,
         secret=settings.billing_webhook_secret,
     ).routes(app)
+    if built.outages is not None:
+        outage_api = OutageApi(
+            service=built.outages, catalog=built.catalog, token=settings.admin_token
+        )
+        outage_api.routes(app)
     add_console_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)

@@ -64,6 +64,8 @@ class Settings:
     port: int = 8080
     default_locale: str = "ru"
     rest_token: str | None = field(default=None, repr=False)
+    # The outage API of the network operations centre; unset = loopback only, like REST.
+    admin_token: str | None = field(default=None, repr=False)
     identity_secret: str | None = field(default=None, repr=False)
     nlu_threshold: float | None = None  # None: the threshold calibrated at training
     public_url: str | None = None  # where platforms reach us (webhook registration)
@@ -101,6 +103,10 @@ class Settings:
     def sqlite_path(self) -> Path:
         return self.var_dir / "gateway.sqlite3"
 
+    @property
+    def outages_path(self) -> Path:
+        return self.var_dir / "outages.sqlite3"
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
@@ -115,6 +121,7 @@ class Settings:
             port=_int(env, "BOT_PORT", base.port),
             default_locale=env.get("BOT_LOCALE") or base.default_locale,
             rest_token=env.get("BOT_REST_TOKEN") or None,
+            admin_token=env.get("BOT_ADMIN_TOKEN") or None,
             identity_secret=env.get("BOT_IDENTITY_SECRET") or None,
             nlu_threshold=_optional_float(env, "BOT_NLU_THRESHOLD"),
             public_url=(env.get("BOT_PUBLIC_URL") or "").rstrip("/") or None,

@@ -34,6 +34,11 @@ from bot.intents.nlu import Nlu
 from bot.metrics import Metrics
 from bot.models import Text
 from bot.notify import FileNotifier
+from bot.outages.csv_file import load_outages
+from bot.outages.lookup import OUTAGES
+from bot.outages.notices import OutageNotices
+from bot.outages.service import OutageService
+from bot.outages.store import SqliteOutageStore
 from bot.outbox import Outbox
 from bot.outbox import register_metrics as register_outbox_metrics
 from bot.requests.desk import REQUESTS, RequestDesk, notice_keys
@@ -138,6 +143,7 @@ class Services:
     notices: CustomerNotices  # messages outside a turn (payment received)
     requests: RequestDesk  # leads, call-backs … that people act on
     requests_webhook: RequestWebhook | None = None  # their mirror in the provider's CRM
+    outages: OutageService | None = None  # outages and planned works (bot/outages)
 
     async def start(self) -> None:
         """Background work: channels (long polling), unanswered inbounds, unsent replies."""
@@ -146,6 +152,8 @@ class Services:
         await self.ingress.start()
         await self.outbox.start()
         await self.handoff.start()
+        if self.outages is not None:
+            await self.outages.start()
         # Requests older versions kept in the conversation store: taken over once, so none is
         # lost (and the CRM hears of them too).
         imported = await self.requests.board.import_legacy(await self.store.requests())
@@ -155,6 +163,9 @@ class Services:
             await self.requests_webhook.start()
 
     async def close(self) -> None:
+        if self.outages is not None:
+            await self.outages.close()
+            await self.outages.store.close()
         await self.handoff.close()
         if self.requests_webhook is not None:
             await self.requests_webhook.close()
@@ -181,6 +192,7 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
         raise LocaleError(f"{settings.locales_dir}: no message for {', '.join(lacking)}")
     dialog = build_dialog(settings.flows_dir, translator)
     catalog = load_catalog(settings.data_dir)
+    known_outages = load_outages(settings.data_dir, catalog)  # checked at start-up, file:line
     billing = build_billing(settings, catalog, translator)
     if nlu is None:
         nlu = build_nlu(catalog, flows_dir=settings.flows_dir, threshold=settings.nlu_threshold)
@@ -194,6 +206,8 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
     notifier = FileNotifier(folder=settings.var_dir / "notifications")
     oplog = SqliteOperationLog(settings.var_dir / "operations.sqlite3")
     account_actions = AccountActions(billing=billing, catalog=catalog, oplog=oplog, locks=locks)
+    outage_store = SqliteOutageStore(settings.outages_path, catalog=catalog)
+    outages = OutageService(store=outage_store, notices=None, seed=known_outages)
     events = EventHub()  # consoles hear of conversations and of requests
     requests, requests_webhook = build_requests(settings, events)
     engine = DialogEngine(
@@ -213,6 +227,7 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
             },
             MONEY: translator.money,
             REQUESTS: requests,
+            OUTAGES: outages,
         },
     )
     gateway = Gateway(
@@ -253,8 +268,12 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
                               delivers=lambda channel: channel in channels,
                               notify_outbox=outbox.notify)  # fmt: skip
     requests.attach_tell(notices.tell_conversation)
+    outages.attach_notices(
+        OutageNotices(outages=outage_store, notices=notices, billing=billing, store=store,
+                      catalog=catalog, clock=outages.now)
+    )  # fmt: skip
     return Services(
         settings, catalog, billing, store, locks, translator, nlu, engine, metrics, gateway,
         outbox, ingress, channels, operators, handoff, files, account_actions, oplog, notices,
-        requests, requests_webhook,
+        requests, requests_webhook, outages,
     )  # fmt: skip

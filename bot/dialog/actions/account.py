@@ -11,6 +11,8 @@ from bot.catalog.models import Account
 from bot.dialog.actions.render import day_month, transaction_line
 from bot.dialog.types import ActionContext, ActionResult
 from bot.models import Button, Plural, Raw, Reply, Text
+from bot.outages.lookup import outages_for_account
+from bot.outages.render import outage_answer
 from bot.selfservice import policy
 
 
@@ -131,8 +133,9 @@ async def answer_balance(ctx: ActionContext) -> ActionResult:
 
 
 async def internet_down(ctx: ActionContext) -> ActionResult:
-    """The account first: a blocked or paused contract explains a dead line before any router
-    checklist does."""
+    """The account first: a blocked or paused contract explains a dead line before anything
+    else. Then a known outage at the customer's address: what, why, until when, and no router
+    checklist (rebooting cannot fix a cut cable)."""
     account = ctx.account
     parts: list[Text] = []
     buttons: list[Button] = []
@@ -147,6 +150,14 @@ async def internet_down(ctx: ActionContext) -> ActionResult:
         parts.append(Text("troubleshoot.suspended"))
         parts += account_state(ctx, account)
         buttons.append(Button(Text("button.resume"), '/suspend_service{"mode":"resume"}'))
+    outages = await outages_for_account(ctx, account, ("internet",)) if account else []
+    if account is not None and outages:
+        tz = ctx.catalog.timezone(account.city_id)
+        for outage in outages:
+            parts += outage_answer(outage, ctx.now, tz)
+        parts.append(Text("outages.no_checklist"))
+        buttons.append(Button(Text("button.menu"), "/menu"))
+        return ActionResult(replies=(Reply(tuple(parts), tuple(buttons)),))
     if account is not None and account.status != "active":
         parts.append(Text("troubleshoot.if_not_that"))
     parts.append(Text("info.internet_down"))
