@@ -271,6 +271,67 @@
       general: "Общие вопросы",
     },
     states: { bot: "у бота", queued: "в очереди", operator: "у оператора", closed: "завершён" },
+    // The «Заявки» view: requests people act on (leads, call-backs, visits …).
+    views: { conversations: "Диалоги", requests: "Заявки" },
+    req: {
+      heading: "Заявки",
+      empty: "Заявок нет",
+      empty_filtered: "Нет заявок с такими условиями",
+      all: "Все",
+      filter_kind: "Тип",
+      filter_status: "Статус",
+      filter_city: "Город",
+      export: "Выгрузить CSV",
+      number: "№ {id}",
+      pick: "Выберите заявку в списке.",
+      kinds: {
+        connection: "Подключение",
+        callback: "Обратный звонок",
+        visit: "Выезд мастера",
+        complaint: "Жалоба",
+        termination: "Расторжение",
+        feedback: "Отзыв",
+      },
+      statuses: { new: "Новая", in_progress: "В работе", done: "Выполнена", cancelled: "Отменена" },
+      fields: {
+        created_at: "Создана",
+        name: "Имя",
+        phone: "Телефон",
+        contract: "Договор",
+        city: "Город",
+        address: "Адрес",
+        details: "Подробности",
+        attachments: "Файлы",
+        assignee: "Исполнитель",
+        conversation: "Диалог",
+      },
+      details: { when: "Когда звонить", house_status: "Дом в реестре", text: "Текст" },
+      house_statuses: { connected: "подключён", planned: "подключение запланировано" },
+      nobody: "не назначен",
+      show_phone: "Показать телефон",
+      show_phone_hint: "Номер откроется полностью; это отмечается в истории заявки",
+      take: "Взять себе",
+      release: "Снять исполнителя",
+      open_conversation: "Открыть диалог",
+      status_label: "Статус",
+      comment_label: "Комментарий (клиент его не видит)",
+      save: "Сохранить",
+      saved: "Заявка сохранена.",
+      unchanged: "Ничего не изменилось.",
+      history: "История",
+      history_empty: "Изменений не было",
+      actions: {
+        created: "создана",
+        imported: "перенесена из прежней версии",
+        status: "статус: {from} → {to}",
+        comment: "комментарий: {to}",
+        assignee: "исполнитель: {to}",
+        opened: "открыт телефон",
+        exported: "выгружена с телефонами",
+      },
+      by_bot: "бот",
+      arrived: "Новая заявка: {what}",
+    },
     errors: {
       network: "Сервер недоступен. Проверьте связь.",
       forbidden: "Недостаточно прав для этого действия.",
@@ -305,6 +366,12 @@
     pollTimer: null,
     tickTimer: null,
     knownMine: null, // ids of my conversations at the last refresh (null: not loaded yet)
+    view: "conversations", // or "requests"
+    requests: [], // every request, newest first (phones masked)
+    requestsLoaded: false,
+    requestsUnseen: 0, // arrived while the operator looked at conversations
+    requestOpen: null, // the id shown in the detail pane
+    requestPhones: {}, // phones the operator opened, by request id (this page only)
     claiming: false,
     unread: {},
     openId: null,
@@ -375,7 +442,18 @@
   var logoutButton = el("button", "quiet", T.logout);
   logoutButton.type = "button";
   testid(logoutButton, "logout-button");
-  header.append(brand, indicator, spacer, meName, statusToggle, logoutButton);
+  var viewSwitch = el("div", "view-switch");
+  viewSwitch.setAttribute("role", "group");
+  var viewConversations = button(T.views.conversations, "view-conversations");
+  viewConversations.setAttribute("aria-pressed", "true");
+  var viewRequests = button(T.views.requests, "view-requests");
+  viewRequests.setAttribute("aria-pressed", "false");
+  var requestsBadge = el("span", "badge");
+  testid(requestsBadge, "requests-badge");
+  requestsBadge.hidden = true;
+  viewRequests.appendChild(requestsBadge);
+  viewSwitch.append(viewConversations, viewRequests);
+  header.append(brand, indicator, viewSwitch, spacer, meName, statusToggle, logoutButton);
 
   // Work: left column
   var lists = el("nav", "lists");
@@ -481,7 +559,100 @@
 
   var columns = el("div", "columns");
   columns.append(lists, centre, side);
-  workView.append(header, columns);
+
+  // Work: the «Заявки» view (instead of the three columns while it is shown)
+  var requestsView = el("section", "requests-view");
+  testid(requestsView, "requests-view");
+  requestsView.setAttribute("aria-label", T.req.heading);
+  requestsView.hidden = true;
+  var reqBar = el("div", "req-bar");
+  var reqHeading = el("h2", null, T.req.heading + " ");
+  var reqCount = el("span", "count");
+  testid(reqCount, "requests-count");
+  reqHeading.appendChild(reqCount);
+  var reqKind = filterSelect("requests-filter-kind", T.req.kinds);
+  var reqStatus = filterSelect("requests-filter-status", T.req.statuses);
+  var reqCity = filterSelect("requests-filter-city", {});
+  var reqExport = el("a", "req-export", T.req.export);
+  reqExport.href = API + "/requests.csv";
+  reqExport.setAttribute("download", "");
+  testid(reqExport, "requests-export");
+  reqBar.append(
+    reqHeading,
+    field(T.req.filter_kind, reqKind),
+    field(T.req.filter_status, reqStatus),
+    field(T.req.filter_city, reqCity),
+    el("div", "spacer"),
+    reqExport
+  );
+  var reqBody = el("div", "req-body");
+  var reqListBox = el("div", "req-list-box");
+  var reqList = el("ul", "req-list");
+  testid(reqList, "requests-list");
+  reqList.setAttribute("aria-label", T.req.heading);
+  var reqEmpty = el("p", "empty", T.req.empty);
+  reqListBox.append(reqList, reqEmpty);
+  var reqPane = el("div", "req-pane");
+  var reqPick = el("p", "placeholder", T.req.pick);
+  var reqDetail = el("article", "req-detail");
+  testid(reqDetail, "request-detail");
+  reqDetail.hidden = true;
+  var reqTitle = el("h2", "req-detail-title");
+  var reqFacts = el("dl", "facts");
+  testid(reqFacts, "request-facts");
+  var reqButtons = el("div", "req-buttons");
+  var reqShowPhone = button(T.req.show_phone, "request-show-phone");
+  reqShowPhone.title = T.req.show_phone_hint;
+  var reqTake = button(T.req.take, "request-take");
+  var reqRelease = button(T.req.release, "request-release");
+  var reqOpenConversation = button(T.req.open_conversation, "request-open-conversation");
+  reqButtons.append(reqShowPhone, reqTake, reqRelease, reqOpenConversation);
+  var reqForm = el("form", "req-form");
+  var reqStatusPick = el("select");
+  reqStatusPick.id = "request-status";
+  testid(reqStatusPick, "request-status");
+  Object.keys(T.req.statuses).forEach(function (status) {
+    reqStatusPick.appendChild(option(status, T.req.statuses[status]));
+  });
+  var reqComment = el("textarea");
+  reqComment.id = "request-comment";
+  reqComment.rows = 3;
+  reqComment.maxLength = 2000;
+  testid(reqComment, "request-comment");
+  var reqSave = el("button", "primary", T.req.save);
+  reqSave.type = "submit";
+  testid(reqSave, "request-save");
+  reqForm.append(
+    field(T.req.status_label, reqStatusPick),
+    field(T.req.comment_label, reqComment),
+    reqSave
+  );
+  var reqHistory = el("ol", "req-history");
+  testid(reqHistory, "request-history");
+  reqDetail.append(
+    reqTitle,
+    reqFacts,
+    reqButtons,
+    reqForm,
+    el("h3", null, T.req.history),
+    reqHistory
+  );
+  reqPane.append(reqPick, reqDetail);
+  reqBody.append(reqListBox, reqPane);
+  requestsView.append(reqBar, reqBody);
+
+  function filterSelect(id, labels) {
+    var node = el("select");
+    node.id = id;
+    testid(node, id);
+    node.appendChild(option("", T.req.all));
+    Object.keys(labels).forEach(function (key) {
+      node.appendChild(option(key, labels[key]));
+    });
+    return node;
+  }
+
+  workView.append(header, columns, requestsView);
 
   // Transfer dialog
   var transferDialog = el("dialog", "transfer-dialog");
@@ -604,6 +775,31 @@
   window.addEventListener("online", function () {
     if (state.working && !state.ws) reconnectNow();
   });
+
+  viewConversations.addEventListener("click", function () {
+    showView("conversations");
+  });
+  viewRequests.addEventListener("click", function () {
+    showView("requests");
+  });
+  [reqKind, reqStatus, reqCity].forEach(function (select) {
+    select.addEventListener("change", renderRequests);
+  });
+  reqStatusPick.addEventListener("change", function () {
+    reqStatusPick.dataset.dirty = "1";
+  });
+  reqForm.addEventListener("submit", function (event) {
+    event.preventDefault();
+    saveRequest();
+  });
+  reqShowPhone.addEventListener("click", showRequestPhone);
+  reqTake.addEventListener("click", function () {
+    if (state.me) changeRequest({ assignee: state.me.login });
+  });
+  reqRelease.addEventListener("click", function () {
+    changeRequest({ assignee: null });
+  });
+  reqOpenConversation.addEventListener("click", openRequestConversation);
 
   boot();
 
@@ -740,6 +936,15 @@
     resetAction();
     historyList.textContent = "";
     composerInput.value = "";
+    state.requests = [];
+    state.requestsLoaded = false;
+    state.requestsUnseen = 0;
+    state.requestOpen = null;
+    state.requestPhones = {};
+    reqComment.value = "";
+    renderRequests();
+    renderRequestsBadge();
+    showView("conversations");
     renderLists();
     showPlaceholder();
     updateTitle();
@@ -869,6 +1074,7 @@
         // Events may have been missed while we were away: catch up.
         loadQueue();
         if (state.openId && state.conv) refreshConversation(state.openId);
+        if (state.requestsLoaded) loadRequests();
       }
     });
     ws.addEventListener("message", function (event) {
@@ -932,6 +1138,9 @@
         break;
       case "note":
         onNoteEvent(frame.conversation_id, frame.note);
+        break;
+      case "request":
+        onRequestEvent(frame);
         break;
     }
   }
@@ -2160,6 +2369,311 @@
       li.appendChild(details);
       historyList.appendChild(li);
     });
+  }
+
+  // --- the «Заявки» view ----------------------------------------------------------------------
+  // The whole list is kept in the page and filtered here: city choices come from the records,
+  // and a live event updates one record without refetching.
+  function showView(view) {
+    state.view = view === "requests" ? "requests" : "conversations";
+    var onRequests = state.view === "requests";
+    columns.hidden = onRequests;
+    requestsView.hidden = !onRequests;
+    viewConversations.setAttribute("aria-pressed", onRequests ? "false" : "true");
+    viewRequests.setAttribute("aria-pressed", onRequests ? "true" : "false");
+    if (onRequests) {
+      state.requestsUnseen = 0;
+      renderRequestsBadge();
+      if (!state.requestsLoaded) loadRequests();
+    }
+  }
+
+  function loadRequests() {
+    if (!state.working) return;
+    api("GET", "/requests")
+      .then(function (data) {
+        if (!state.working) return;
+        state.requests = Array.isArray(data.requests) ? data.requests : [];
+        state.requestsLoaded = true;
+        renderRequests();
+      })
+      .catch(fail);
+  }
+
+  function onRequestEvent(frame) {
+    var record = frame.request;
+    if (!record || typeof record.id !== "number") return;
+    var index = findRequestIndex(record.id);
+    if (index < 0) {
+      state.requests.unshift(record);
+      state.requests.sort(function (a, b) {
+        return stamp(b.created_at) - stamp(a.created_at) || b.id - a.id;
+      });
+      if (state.view !== "requests") {
+        state.requestsUnseen += 1;
+        renderRequestsBadge();
+      }
+      if (frame.event === "created") {
+        showToast(T.req.arrived.replace("{what}", requestTitle(record)));
+      }
+    } else {
+      state.requests[index] = record;
+    }
+    renderRequests();
+  }
+
+  function findRequestIndex(id) {
+    for (var i = 0; i < state.requests.length; i += 1) {
+      if (state.requests[i].id === id) return i;
+    }
+    return -1;
+  }
+
+  function findRequest(id) {
+    var index = findRequestIndex(id);
+    return index < 0 ? null : state.requests[index];
+  }
+
+  function requestTitle(record) {
+    return T.req.number.replace("{id}", String(record.id)) + " · " + kindLabel(record.kind);
+  }
+
+  function kindLabel(kind) {
+    return T.req.kinds[kind] || String(kind || "");
+  }
+
+  function requestStatusLabel(status) {
+    return T.req.statuses[status] || String(status || "");
+  }
+
+  function renderRequestsBadge() {
+    requestsBadge.textContent = state.requestsUnseen ? String(state.requestsUnseen) : "";
+    requestsBadge.hidden = !state.requestsUnseen;
+  }
+
+  function filteredRequests() {
+    var kind = reqKind.value;
+    var status = reqStatus.value;
+    var city = reqCity.value;
+    return state.requests.filter(function (record) {
+      return (
+        (!kind || record.kind === kind) &&
+        (!status || record.status === status) &&
+        (!city || record.city_id === city)
+      );
+    });
+  }
+
+  function renderRequests() {
+    renderCityChoices();
+    var shown = filteredRequests();
+    reqList.textContent = "";
+    shown.forEach(function (record) {
+      reqList.appendChild(requestItem(record));
+    });
+    reqEmpty.hidden = shown.length > 0;
+    reqEmpty.textContent = state.requests.length ? T.req.empty_filtered : T.req.empty;
+    reqCount.textContent = String(shown.length);
+    reqExport.href = API + "/requests.csv" + filterQuery();
+    renderRequestDetail();
+  }
+
+  function filterQuery() {
+    var parts = [];
+    [["kind", reqKind.value], ["status", reqStatus.value], ["city_id", reqCity.value]].forEach(
+      function (pair) {
+        if (pair[1]) parts.push(pair[0] + "=" + encodeURIComponent(pair[1]));
+      }
+    );
+    return parts.length ? "?" + parts.join("&") : "";
+  }
+
+  function renderCityChoices() {
+    var cities = {};
+    state.requests.forEach(function (record) {
+      if (record.city_id) cities[record.city_id] = true;
+    });
+    var wanted = Object.keys(cities).sort();
+    var have = Array.prototype.slice.call(reqCity.options, 1).map(function (option) {
+      return option.value;
+    });
+    if (wanted.join("|") === have.join("|")) return;
+    var picked = reqCity.value;
+    while (reqCity.options.length > 1) reqCity.remove(1);
+    wanted.forEach(function (city) {
+      reqCity.appendChild(option(city, city));
+    });
+    reqCity.value = wanted.indexOf(picked) >= 0 ? picked : "";
+  }
+
+  function requestItem(record) {
+    var li = el("li", "req-item");
+    testid(li, "request-item");
+    li.dataset.id = String(record.id);
+    li.dataset.status = record.status;
+    li.dataset.kind = record.kind;
+    if (record.id === state.requestOpen) li.classList.add("active");
+    var open = el("button", "req-open");
+    open.type = "button";
+    var top = el("span", "req-top");
+    top.append(
+      el("span", "req-title", requestTitle(record)),
+      el("span", "req-status status-" + safeClass(record.status), requestStatusLabel(record.status))
+    );
+    var who = [record.name, record.phone, record.address].filter(Boolean).join(" · ");
+    var meta = el("span", "req-meta", dateTimeOf(record.created_at));
+    if (record.assignee) meta.textContent += " · " + record.assignee;
+    open.append(top, el("span", "req-who", who || "—"), meta);
+    open.addEventListener("click", function () {
+      state.requestOpen = record.id;
+      renderRequests();
+    });
+    li.appendChild(open);
+    return li;
+  }
+
+  function renderRequestDetail() {
+    var record = state.requestOpen === null ? null : findRequest(state.requestOpen);
+    reqPick.hidden = !!record;
+    reqDetail.hidden = !record;
+    if (!record) return;
+    // A redraw from a live event must not wipe what the operator is typing.
+    var typing = document.activeElement === reqComment && reqDetail.dataset.id === String(record.id);
+    var editingStatus = reqDetail.dataset.id === String(record.id) && reqStatusPick.dataset.dirty;
+    reqDetail.dataset.id = String(record.id);
+    reqDetail.dataset.status = record.status;
+    setText(reqTitle, requestTitle(record));
+    reqFacts.textContent = "";
+    var phone = state.requestPhones[record.id] || record.phone;
+    var facts = [
+      ["created_at", dateTimeOf(record.created_at)],
+      ["name", record.name],
+      ["phone", phone],
+      ["contract", record.contract],
+      ["city", record.city_id],
+      ["address", record.address],
+      ["details", detailsText(record.details)],
+      ["attachments", attachmentNames(record.attachments)],
+      ["assignee", record.assignee || T.req.nobody],
+      ["conversation", record.conversation_id],
+    ];
+    facts.forEach(function (fact) {
+      if (!fact[1]) return;
+      var dd = el("dd", null, fact[1]);
+      dd.dataset.field = fact[0];
+      reqFacts.append(el("dt", null, T.req.fields[fact[0]]), dd);
+    });
+    reqShowPhone.hidden = !record.phone || !!state.requestPhones[record.id];
+    reqTake.hidden = record.assignee === (state.me && state.me.login);
+    reqRelease.hidden = !record.assignee;
+    if (!editingStatus) {
+      reqStatusPick.value = record.status;
+      delete reqStatusPick.dataset.dirty;
+    }
+    if (!typing) reqComment.value = record.comment || "";
+    reqHistory.textContent = "";
+    var history = record.history || [];
+    if (!history.length) reqHistory.appendChild(el("li", "muted", T.req.history_empty));
+    history.forEach(function (entry) {
+      var li = el("li", "req-history-entry");
+      testid(li, "request-history-entry");
+      li.dataset.action = entry.action;
+      li.append(
+        el("span", "at", dateTimeOf(entry.at)),
+        el("span", "req-by", entry.by === "bot" ? T.req.by_bot : entry.by),
+        el("span", "req-what", historyText(entry))
+      );
+      reqHistory.appendChild(li);
+    });
+  }
+
+  function attachmentNames(attachments) {
+    return (attachments || [])
+      .map(function (file) {
+        return file.name || file.file_id || "";
+      })
+      .join(", ");
+  }
+
+  function historyText(entry) {
+    var template = T.req.actions[entry.action] || entry.action;
+    var shown = function (value) {
+      if (value === null || value === undefined || value === "") return "—";
+      if (entry.action === "status") return requestStatusLabel(value);
+      return String(value);
+    };
+    return template.replace("{from}", shown(entry.from)).replace("{to}", shown(entry.to));
+  }
+
+  function detailsText(details) {
+    if (!details || typeof details !== "object") return "";
+    return Object.keys(details)
+      .map(function (key) {
+        var value = String(details[key]);
+        if (key === "house_status") value = T.req.house_statuses[value] || value;
+        return (T.req.details[key] || key) + ": " + value;
+      })
+      .join("; ");
+  }
+
+  function requestPath(id) {
+    return "/requests/" + encodeURIComponent(String(id));
+  }
+
+  function changeRequest(body) {
+    var id = state.requestOpen;
+    if (id === null) return;
+    reqSave.disabled = true;
+    api("POST", requestPath(id), body)
+      .then(function (data) {
+        if (data.request) {
+          var index = findRequestIndex(data.request.id);
+          if (index >= 0) state.requests[index] = data.request;
+        }
+        delete reqStatusPick.dataset.dirty;
+        reqComment.blur();
+        renderRequests();
+        showToast(data.changed && data.changed.length ? T.req.saved : T.req.unchanged);
+      })
+      .catch(fail)
+      .then(function () {
+        reqSave.disabled = false;
+      });
+  }
+
+  function saveRequest() {
+    changeRequest({ status: reqStatusPick.value, comment: reqComment.value });
+  }
+
+  function showRequestPhone() {
+    var id = state.requestOpen;
+    if (id === null) return;
+    api("GET", requestPath(id))
+      .then(function (data) {
+        if (!data.request) return;
+        state.requestPhones[id] = data.request.phone;
+        var index = findRequestIndex(id);
+        // The list keeps the masked phone; the opened one lives only in this page's memory.
+        if (index >= 0) {
+          data.request.phone = state.requests[index].phone;
+          state.requests[index] = data.request;
+        }
+        renderRequests();
+      })
+      .catch(fail);
+  }
+
+  function openRequestConversation() {
+    var record = state.requestOpen === null ? null : findRequest(state.requestOpen);
+    if (!record) return;
+    showView("conversations");
+    openConversation(record.conversation_id);
+  }
+
+  function option(value, text) {
+    var node = el("option", null, text);
+    node.value = value;
+    return node;
   }
 
   // --- little helpers --------------------------------------------------------------------------

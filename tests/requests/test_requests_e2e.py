@@ -1,0 +1,210 @@
+"""The «Заявки» view in headless Chromium against the real application on a real port: a
+customer leaves a connection request through the REST channel (a planned house in Bratsk, name,
+phone); it appears in the open view without a reload; the operator opens the phone, takes the
+request, moves it to done with a comment; the customer is told in their conversation. Screenshots
+land in test-artifacts/."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from bot.app import create_app
+from bot.config import Settings
+from bot.handoff.operators import Operator
+from bot.intents.nlu import Nlu
+from bot.services import Services, build_services
+from tests.conftest import ROOT
+
+CHROMIUM = Path("/usr/bin/chromium")
+HAVE_PLAYWRIGHT = importlib.util.find_spec("playwright") is not None
+BROWSER_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]  # fmt: skip
+ARTIFACTS = ROOT / "test-artifacts"
+PASSWORD = "correct horse battery"
+SENDER = "site-e2e-lead"
+CONVERSATION = f"rest:{SENDER}:{SENDER}"
+WAIT = 15_000  # ms
+EXPECTED_ERRORS = re.compile(r"status of 401")  # the console's first GET /me, before signing in
+
+
+@pytest.fixture
+async def live(settings: Settings, demo_nlu: Nlu) -> AsyncIterator[tuple[str, Services]]:
+    services = build_services(settings, nlu=demo_nlu)
+    await services.start()
+    await services.operators.add(Operator("anna", "Анна", departments=("sales",)), PASSWORD)
+    runner = web.AppRunner(create_app(settings, services=services), shutdown_timeout=2.0)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    yield f"http://{host}:{port}", services
+    await runner.cleanup()
+    await services.close()
+
+
+async def customer(http: aiohttp.ClientSession, base: str, **body: Any) -> dict[str, Any]:
+    async with http.post(base + "/api/v1/messages", json={"sender": SENDER, **body}) as resp:
+        assert resp.status == 200, await resp.text()
+        return await resp.json()  # type: ignore[no-any-return]
+
+
+def said(answer: dict[str, Any]) -> str:
+    return "\n".join(reply["text"] for reply in answer["replies"])
+
+
+async def leave_a_lead(base: str) -> None:
+    async with aiohttp.ClientSession() as http:
+        first = await customer(http, base, text="можно подключить Братск, Обручева 21?")
+        assert "запланировано" in said(first)
+        [button] = [
+            b for r in first["replies"] for b in r["buttons"]
+            if b["payload"].startswith("/coverage_request")
+        ]  # fmt: skip
+        assert "Как к вам обращаться" in said(await customer(http, base, payload=button["payload"]))
+        assert "телефон" in said(await customer(http, base, text="Анна"))
+        assert "Заявка" in said(await customer(http, base, text="+7 914 555-12-34"))
+
+
+async def transcript(base: str) -> list[dict[str, Any]]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{base}/api/v1/conversations/{CONVERSATION}/messages") as resp,
+    ):
+        assert resp.status == 200
+        return (await resp.json())["messages"]  # type: ignore[no-any-return]
+
+
+@pytest.mark.skipif(
+    not CHROMIUM.exists() or not HAVE_PLAYWRIGHT,
+    reason="needs Debian's chromium at /usr/bin/chromium and the playwright package "
+    "(scripts/system-deps.sh and the dev extras install both)",
+)
+async def test_a_lead_appears_live_and_is_done_and_the_customer_is_told(
+    live: tuple[str, Services],
+) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    base, services = live
+    ARTIFACTS.mkdir(exist_ok=True)
+    problems: list[str] = []
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+        try:
+            context = await browser.new_context(
+                locale="ru-RU", viewport={"width": 1400, "height": 950}
+            )
+            page = await context.new_page()
+            page.on("pageerror", lambda exc: problems.append(str(exc)))
+            page.on(
+                "console",
+                lambda m: (
+                    problems.append(m.text)
+                    if m.type == "error" and not EXPECTED_ERRORS.search(m.text)
+                    else None
+                ),
+            )
+            tid = page.get_by_test_id
+            await page.goto(base + "/operator/")
+            await tid("login-input").fill("anna")
+            await tid("password-input").fill(PASSWORD)
+            await tid("login-submit").click()
+            await expect(tid("login-form")).to_be_hidden(timeout=WAIT)
+            await expect(tid("connection-indicator")).to_have_attribute(
+                "data-state", "online", timeout=WAIT
+            )
+
+            await tid("view-requests").click()
+            view = tid("requests-view")
+            await expect(view).to_be_visible()
+            await expect(view).to_contain_text("Заявок нет", timeout=WAIT)
+
+            # --- the customer leaves a lead; the open view shows it without a reload --------
+            await leave_a_lead(base)
+            items = tid("requests-list").get_by_test_id("request-item")
+            await expect(items).to_have_count(1, timeout=WAIT)
+            item = items.first
+            await expect(item).to_have_attribute("data-status", "new")
+            await expect(item).to_contain_text("Подключение")
+            await expect(item).to_contain_text("Новая")
+            await expect(item).to_contain_text("Анна")
+            await expect(item).to_contain_text("+7 914 ***-**-34")  # masked
+            await expect(item).to_contain_text("ул. Обручева, 21")
+            await expect(item).not_to_contain_text("5551234")
+            [record] = await services.requests.board.find()
+            await expect(tid("requests-export")).to_have_attribute(
+                "href", "/api/v1/operator/requests.csv"
+            )
+
+            # Filters: another kind hides it, the city keeps it.
+            await tid("requests-filter-kind").select_option("callback")
+            await expect(items).to_have_count(0)
+            await expect(view).to_contain_text("Нет заявок с такими условиями")
+            await tid("requests-filter-kind").select_option("")
+            await tid("requests-filter-city").select_option("bratsk")
+            await expect(items).to_have_count(1)
+            await expect(tid("requests-export")).to_have_attribute(
+                "href", "/api/v1/operator/requests.csv?city_id=bratsk"
+            )
+
+            # --- open it: the phone on request, the request taken ---------------------------
+            await item.locator("button").click()
+            detail = tid("request-detail")
+            await expect(detail).to_contain_text(f"№ {record.id} · Подключение")
+            await expect(tid("request-facts").locator('dd[data-field="details"]')).to_have_text(
+                "Дом в реестре: подключение запланировано"
+            )
+            phone = tid("request-facts").locator('dd[data-field="phone"]')
+            await expect(phone).to_have_text("+7 914 ***-**-34")
+            await tid("request-show-phone").click()
+            await expect(phone).to_have_text("+79145551234", timeout=WAIT)
+            await expect(tid("request-show-phone")).to_be_hidden()
+            history = tid("request-history").get_by_test_id("request-history-entry")
+            await expect(history.last).to_have_attribute("data-action", "opened")
+            await expect(history.last).to_contain_text("anna")
+
+            await tid("request-take").click()
+            assignee = tid("request-facts").locator('dd[data-field="assignee"]')
+            await expect(assignee).to_have_text("anna", timeout=WAIT)
+            await expect(tid("request-take")).to_be_hidden()
+            await expect(item).to_contain_text("anna")
+
+            # --- done, with a comment -------------------------------------------------------
+            await tid("request-status").select_option("done")
+            await tid("request-comment").fill("Подключено, договор 7512")
+            await tid("request-save").click()
+            await expect(item).to_have_attribute("data-status", "done", timeout=WAIT)
+            await expect(item).to_contain_text("Выполнена")
+            await expect(detail).to_have_attribute("data-status", "done")
+            actions = [await h.get_attribute("data-action") for h in await history.all()]
+            assert actions == ["created", "opened", "assignee", "status", "comment"]
+            await expect(history.nth(3)).to_contain_text("Новая → Выполнена")
+            await expect(history.nth(4)).to_contain_text("Подключено, договор 7512")
+            await page.screenshot(path=str(ARTIFACTS / "console-requests-done.png"))
+
+            # A reload shows the same (the page holds nothing the server does not).
+            await page.reload()
+            await tid("view-requests").click()
+            await expect(items).to_have_count(1, timeout=WAIT)
+            await expect(items.first).to_have_attribute("data-status", "done")
+        finally:
+            await browser.close()
+
+    stored = await services.requests.board.get(record.id)
+    assert stored is not None
+    assert (stored.status, stored.assignee, stored.comment) == (
+        "done", "anna", "Подключено, договор 7512",
+    )  # fmt: skip
+    told = [m["text"] for m in await transcript(base) if m["from"] == "system"]
+    assert told == [f"Заявка № {record.id} на подключение выполнена. Спасибо, что выбрали нас!"]
+    assert problems == []
