@@ -37,6 +37,7 @@ from bot.catalog.catalog import (
     SERVICE_COLUMNS,
     TARIFF_COLUMNS,
 )
+from bot.outages.fields import FIELDS as OUTAGE_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "bot" / "demo_catalog"
@@ -769,10 +770,39 @@ requisites:
 """
 
 
+# Outages (outages.csv): one accident going on (no end known, so it stays current until closed
+# through the API) on a street where no demo account lives, so the demo customers' answers do
+# not change; and planned works later on. Fixed dates keep the file the same on every run.
+OUTAGES: tuple[tuple[str, ...], ...] = (
+    (
+        "2026-1130-ch-01", "chita", "ул. Курнатовского", "", "internet;tv", "accident",
+        "2026-11-30T07:40:00+09:00", "",
+        "Повреждение магистрального кабеля при земляных работах",
+    ),
+    (
+        "2027-0315-irk-01", "irkutsk", "ул. Горького", "17;19;21", "internet;tv;phone", "planned",
+        "2027-03-15T01:00:00+08:00", "2027-03-15T05:00:00+08:00",
+        "Замена коммутатора в узле связи",
+    ),
+)  # fmt: skip
+
+
+def check_outages(coverage: Sequence[CoverageRow]) -> None:
+    """The demo outages reach no demo account (their tests keep their answers) and name
+    streets the register has."""
+    streets = {(r.city_id, r.street) for r in coverage}
+    for outage_id, city_id, street, *_ in OUTAGES:
+        if (city_id, street) not in streets:
+            raise SystemExit(f"outage {outage_id}: {street} is not in coverage of {city_id}")
+        if any(a.city_id == city_id and a.address.startswith(f"{street},") for a in ACCOUNTS):
+            raise SystemExit(f"outage {outage_id}: a demo account lives on {street}")
+
+
 def generate(out: Path) -> dict[str, int]:
     out.mkdir(parents=True, exist_ok=True)
     coverage = build_coverage(random.Random(SEED))
     check_accounts(coverage)
+    check_outages(coverage)
     counts: dict[str, int] = {}
     counts["cities.csv"] = write_csv(
         out / "cities.csv",
@@ -857,6 +887,7 @@ def generate(out: Path) -> dict[str, int]:
             for a in ACCOUNTS if a.router
         ),
     )  # fmt: skip
+    counts["outages.csv"] = write_csv(out / "outages.csv", OUTAGE_COLUMNS, OUTAGES)
     (out / "rules.yml").write_text(RULES_YML, encoding="utf-8")
     counts["rules.yml"] = 1
     transactions.sort(key=lambda t: (t.contract_number, t.at))
