@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot import __version__
+from bot.requests.openapi import REQUEST_SCHEMA, request_paths
 
 _REPLY = {
     "type": "object",
@@ -237,6 +238,7 @@ def openapi_document() -> dict[str, Any]:
                 "Error": _ERROR,
                 "CustomerCard": _CARD,
                 "Refusal": _REFUSAL,
+                "Request": REQUEST_SCHEMA,
                 "MessageRequest": {
                     "type": "object",
                     "required": ["sender"],
@@ -450,6 +452,7 @@ def openapi_document() -> dict[str, Any]:
                 }
             },
             **_operator_paths(),
+            **request_paths(),
             "/api/v1/files/{file_id}": _file_path(
                 "A file sent in a reply (REST channel credentials)", "not authorized"
             ),

@@ -278,3 +278,11 @@ async def test_full_phones_in_the_export_for_supervisors_only_and_recorded(
     assert row["phone"] == "+79145551234"
     [record] = await services.requests.board.find()
     assert [(h.action, h.by) for h in record.history][-1] == ("exported", "sveta")
+
+
+async def test_openapi_describes_the_board(client: TestClient) -> None:
+    document = await (await client.get("/api/v1/openapi.json")).json()
+    paths = document["paths"]
+    assert {BASE, f"{BASE}.csv", f"{BASE}/{{id}}"} <= paths.keys()
+    assert set(paths[f"{BASE}/{{id}}"]) == {"get", "post"}
+    assert "Request" in document["components"]["schemas"]
