@@ -286,3 +286,27 @@ async def test_openapi_describes_the_board(client: TestClient) -> None:
     assert {BASE, f"{BASE}.csv", f"{BASE}/{{id}}"} <= paths.keys()
     assert set(paths[f"{BASE}/{{id}}"]) == {"get", "post"}
     assert "Request" in document["components"]["schemas"]
+
+
+async def test_only_changes_that_concern_the_customer_are_told(
+    say: Say, client: TestClient, services: Services, operators: dict[str, OperatorClient]
+) -> None:
+    conversation = await leave_connection_lead(say, "u-told")
+    feedback = await services.requests.create(NewRequest("feedback", conversation, name="Анна"))
+    anna = operators["anna"]
+    await anna.post(f"{BASE}/{feedback.id}", {"status": "in_progress", "assignee": "anna"})
+    await anna.post(f"{BASE}/{feedback.id}", {"comment": "передали в отдел качества"})
+
+    async def system_lines() -> list[str]:
+        resp = await client.get(f"/api/v1/conversations/{conversation}/messages")
+        return [m["text"] for m in (await resp.json())["messages"] if m["from"] == "system"]
+
+    assert await system_lines() == []  # "we are reading your feedback" is not news
+    await anna.post(f"{BASE}/{feedback.id}", {"status": "done"})
+    assert await system_lines() == [
+        f"Спасибо! Ваш отзыв № {feedback.id} прочитан и передан ответственным."
+    ]
+    # A request whose conversation is gone is still moved along.
+    lost = await services.requests.create(NewRequest("callback", "rest:gone:gone"))
+    status, body = await anna.post(f"{BASE}/{lost.id}", {"status": "done"})
+    assert (status, body["request"]["status"]) == (200, "done")
