@@ -221,12 +221,12 @@ async def test_location_far_from_every_office(say: Say) -> None:
     assert text.count("🏢") == 1
 
 
-async def test_twice_not_understood_hands_over_to_an_operator(say: Say) -> None:
+async def test_twice_not_understood_offers_an_operator(say: Say) -> None:
     first = await say("u-fb", "ываываыва")
     assert "не понял" in texts(first)
     second = await say("u-fb", "фывапролдж")
-    assert second["state"] == "queued"  # handed to a person
-    assert "/back_to_bot" in {b["payload"] for b in buttons(second)}  # who can be declined
+    assert second["state"] == "bot"  # offered, not queued behind the customer's back
+    assert "/human_operator" in {b["payload"] for b in buttons(second)}
 
 
 async def test_handoff_silences_the_bot_until_returned(say: Say) -> None:
@@ -234,7 +234,8 @@ async def test_handoff_silences_the_bot_until_returned(say: Say) -> None:
     assert queued["state"] == "queued"
     silent = await say("u-op", "тарифы в Чите")
     assert silent["state"] == "queued"
-    assert silent["replies"] == []
+    assert "Интернет" not in texts(silent)  # not answered by the bot ...
+    assert "Ваше сообщение передано" in texts(silent)  # ... only acknowledged for the operator
     back = await say("u-op", payload="/back_to_bot")
     assert back["state"] == "bot"
     answered = await say("u-op", "тарифы в Чите")

@@ -130,10 +130,13 @@ async def test_transfer_keeps_customer_messages_and_release_returns_to_the_bot(
     assert status == 200
     during = await say("c-4", "я оплатил вчера")
     assert during["state"] == "queued"
-    assert during["replies"] == []  # not answered by the bot
+    # not answered by the bot: only told, once, that the message is passed on
+    assert [r["text"] for r in during["replies"]] == [
+        "Ваше сообщение передано, оператор увидит его, когда подключится."
+    ]
     detail = await anna.get(conv("rest:c-4:c-4"))
     assert detail["department"] == "billing"
-    assert detail["messages"][-1]["text"] == "я оплатил вчера"  # not lost
+    assert detail["messages"][-2]["text"] == "я оплатил вчера"  # not lost
     assert [n["text"] for n in detail["notes"]] == ["про оплату"]
 
     boris = operators[1]
