@@ -128,7 +128,7 @@ class OutageApi:
         return json_response({"outages": [outage_json(o, now) for o in current]})
 
     async def get(self, request: web.Request) -> web.StreamResponse:
-        outage = await self._service.store.get(request.match_info["outage_id"])
+        outage = await self._service.get(request.match_info["outage_id"])
         if outage is None:
             return _error(404, "no such outage")
         return json_response({"outage": outage_json(outage, self._clock())})

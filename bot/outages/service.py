@@ -36,6 +36,7 @@ class OutageService:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self._seeded = False
 
     def attach_notices(self, notices: OutageNotices) -> None:
         """Notices need the customer notices, built after the dialog engine that reads the
@@ -45,10 +46,18 @@ class OutageService:
     def now(self) -> datetime:
         return self._clock()
 
-    async def start(self) -> None:
+    async def _ensure_seeded(self) -> None:
+        # On first use, not only in start(): a board used without the background work (the
+        # terminal chat, tests) still knows the catalog's outages.
+        if self._seeded:
+            return
+        self._seeded = True
         added = await self.store.seed(self._seed)
         if added:
             log.info("outages: %d added from the catalog", added)
+
+    async def start(self) -> None:
+        await self._ensure_seeded()
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="outage-sweeper")
 
     async def close(self) -> None:
@@ -79,18 +88,25 @@ class OutageService:
 
     async def current(self, city_id: str | None = None) -> list[Outage]:
         """In force now, or planned and not begun yet."""
+        await self._ensure_seeded()
         now = self._clock()
         return [
             o for o in await self.store.open_outages(city_id) if o.in_force(now) or o.upcoming(now)
         ]
 
+    async def get(self, outage_id: str) -> Outage | None:
+        await self._ensure_seeded()
+        return await self.store.get(outage_id)
+
     async def in_force(self, city_id: str) -> list[Outage]:
+        await self._ensure_seeded()
         now = self._clock()
         return [o for o in await self.store.open_outages(city_id) if o.in_force(now)]
 
     async def post(self, outage: Outage) -> tuple[Outage, bool]:
         """Create or update; (the stored record, created). A new (or reopened) outage that is in
         force or still to come is announced to the affected customers."""
+        await self._ensure_seeded()
         previous = await self.store.upsert(outage)
         created = previous is None or previous.ended_at is not None
         now = self._clock()
@@ -100,6 +116,7 @@ class OutageService:
 
     async def end(self, outage_id: str) -> tuple[Outage, bool] | None:
         """Close it now; (the record, whether this call ended it), None if unknown."""
+        await self._ensure_seeded()
         found = await self.store.close_outage(outage_id, self._clock())
         if found is not None and found[1]:
             self._background(self._announce(found[0], "ended"))
@@ -107,6 +124,7 @@ class OutageService:
 
     async def sweep(self) -> int:
         """Close planned works whose end has passed and tell their customers; how many."""
+        await self._ensure_seeded()
         now = self._clock()
         done = 0
         for outage in await self.store.open_outages():
