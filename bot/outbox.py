@@ -63,9 +63,13 @@ class _Pacer:
     async def wait_bulk(self, chat_id: str) -> None:
         while True:
             now = time.monotonic()
-            slot = max(now, self._next_overall, self._next_chat.get(chat_id, 0.0))
+            due = max(self._next_overall, self._next_chat.get(chat_id, 0.0))
+            slot = max(now, due)
             if slot <= now:
-                self._book(chat_id, now, now)
+                # Book the slot that was due, not "now": a sender that woke a little late must
+                # not push every later slot back by its lateness (that cost a third of the
+                # budget). Never more than one gap back, so an idle channel gives no burst.
+                self._book(chat_id, max(due, now - self._overall_gap), now)
                 return
             # Booked by a reply (or another bulk send) meanwhile: look again when it is due.
             await asyncio.sleep(slot - now)
