@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot import __version__
+from bot.outages.openapi import OUTAGE_PATHS
 from bot.requests.openapi import REQUEST_SCHEMA, request_paths
 
 _REPLY = {
@@ -383,6 +384,7 @@ def openapi_document() -> dict[str, Any]:
                 "VK Callback API events (confirmation answered with VK_CONFIRMATION)",
                 "body field secret = VK_SECRET",
             ),
+            **OUTAGE_PATHS,
             "/api/v1/billing/events": {
                 "post": {
                     "summary": "The billing reports a payment or a status change",

@@ -133,3 +133,9 @@ async def test_malformed_bodies(client: TestClient) -> None:
     assert (await client.post("/api/v1/outages", json=[1])).status == 400
     assert (await client.post("/api/v1/outages/other", json=BODY)).status == 400  # id differs
     assert (await client.post("/api/v1/outages", data=b" " * 20_000)).status == 413
+
+
+async def test_the_api_is_in_the_openapi_document(client: TestClient) -> None:
+    paths = (await (await client.get("/api/v1/openapi.json")).json())["paths"]
+    assert set(paths["/api/v1/outages"]) == {"get", "post"}
+    assert set(paths["/api/v1/outages/{outage_id}"]) == {"get", "post", "delete"}
