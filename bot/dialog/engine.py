@@ -272,13 +272,16 @@ class _Run:
     def _by_entities(self, result: NluResult) -> NluResult:
         """A message the classifier is unsure about but that carries a telling entity (a house
         number after a street: an address) goes to the intent configured for that entity."""
-        if self.e._nlu.understood(result) or result.from_payload:
+        nlu = self.e._nlu
+        if nlu.understood(result) or result.from_payload:
             return result
+        # Taken as understood whatever threshold the calibration fitted at start-up (a fixed
+        # 0.5 fell below it when the training data changed: "Братск, Мира 39а" got "не понял").
+        sure = max(result.confidence, 0.5, nlu.threshold)
         for entity in result.entities:
             intent = self.config.entity_intents.get(entity.type)
             if intent is not None:
-                return replace(result, intent=intent, confidence=max(result.confidence, 0.5),
-                               from_payload=False)  # fmt: skip
+                return replace(result, intent=intent, confidence=sure, from_payload=False)
         return result
 
     # --- slots ---------------------------------------------------------------------------
