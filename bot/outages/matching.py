@@ -10,11 +10,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.catalog.addresses import AddressLookupKind, normalize_house, street_core, street_kind
+from bot.catalog.addresses import (
+    _KEY_STOPWORDS,  # "им", "имени": the register's own list, so both sides drop the same words
+    AddressLookupKind,
+    normalize_house,
+    street_core,
+    street_kind,
+)
 from bot.catalog.catalog import Catalog
 from bot.outages.model import Outage
 
-_NAME_NOISE = frozenset({"им", "имени"})  # "ул. им. Ленина" is "ул. Ленина"
+_NAME_NOISE = _KEY_STOPWORDS  # "ул. им. Ленина" is "ул. Ленина"
 
 
 @dataclass(frozen=True, slots=True)
