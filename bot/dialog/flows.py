@@ -191,6 +191,24 @@ def _flow(name: str, raw: Any, where: str) -> FlowSpec:
     )
 
 
+def _more_flows(folder: Path, taken: set[str]) -> dict[str, FlowSpec]:
+    """Flows of ``dialog.d/*.yml`` (each with a top-level ``flows:`` mapping), so that a
+    capability's dialog lives in a file of its own; a name given twice is an error."""
+    out: dict[str, FlowSpec] = {}
+    for extra in sorted(folder.glob("*.yml")) if folder.is_dir() else ():
+        try:
+            data = yaml.safe_load(extra.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise FlowError(f"{extra}: {exc}") from exc
+        if not isinstance(data, dict) or not isinstance(data.get("flows"), dict):
+            raise FlowError(f"{extra}: expected a top-level 'flows' mapping")
+        for name, raw in data["flows"].items():
+            if name in taken or name in out:
+                raise FlowError(f"{extra}: flow {name!r} is defined twice")
+            out[name] = _flow(name, raw, str(extra))
+    return out
+
+
 def load_dialog(
     path: Path,
     *,
@@ -209,6 +227,7 @@ def load_dialog(
     if not isinstance(data, dict) or not isinstance(data.get("flows"), dict):
         raise FlowError(f"{path}: expected a top-level 'flows' mapping")
     flows = {name: _flow(name, raw, str(path)) for name, raw in data["flows"].items()}
+    flows.update(_more_flows(path.parent / "dialog.d", set(flows)))
     settings = data.get("settings") or {}
     config = DialogConfig(
         flows=flows,
