@@ -7,6 +7,7 @@ from typing import Any
 from bot import __version__
 from bot.outages.openapi import OUTAGE_PATHS
 from bot.requests.openapi import REQUEST_SCHEMA, request_paths
+from bot.visits.openapi import VISIT_PATHS
 
 _REPLY = {
     "type": "object",
@@ -455,6 +456,7 @@ def openapi_document() -> dict[str, Any]:
             },
             **_operator_paths(),
             **request_paths(),
+            **VISIT_PATHS,
             "/api/v1/files/{file_id}": _file_path(
                 "A file sent in a reply (REST channel credentials)", "not authorized"
             ),

@@ -787,6 +787,17 @@ OUTAGES: tuple[tuple[str, ...], ...] = (
 )  # fmt: skip
 
 
+# Technician visits (visit_slots.csv): when crews can come, in each city's local time. Chita and
+# Khabarovsk are busier (more crews); a visit is free except in Khabarovsk (a paid call-out).
+VISIT_SLOT_COLUMNS = ("city_id", "opening_hours", "slot_minutes", "crews", "visit_fee_rub")
+VISIT_SLOTS: tuple[tuple[str, ...], ...] = (
+    ("chita", "Mo-Fr 09:00-19:00; Sa 10:00-16:00", "120", "3", "0"),
+    ("bratsk", "Mo-Fr 09:00-18:00", "180", "2", "0"),
+    ("irkutsk", "Mo-Fr 09:00-21:00; Sa,Su 10:00-16:00", "120", "2", "0"),
+    ("khabarovsk", "Mo-Sa 09:00-19:00", "120", "3", "300"),
+)
+
+
 def check_outages(coverage: Sequence[CoverageRow]) -> None:
     """The demo outages reach no demo account (their tests keep their answers) and name
     streets the register has."""
@@ -888,6 +899,7 @@ def generate(out: Path) -> dict[str, int]:
         ),
     )  # fmt: skip
     counts["outages.csv"] = write_csv(out / "outages.csv", OUTAGE_COLUMNS, OUTAGES)
+    counts["visit_slots.csv"] = write_csv(out / "visit_slots.csv", VISIT_SLOT_COLUMNS, VISIT_SLOTS)
     (out / "rules.yml").write_text(RULES_YML, encoding="utf-8")
     counts["rules.yml"] = 1
     transactions.sort(key=lambda t: (t.contract_number, t.at))

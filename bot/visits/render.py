@@ -3,11 +3,10 @@ wording is in locales/*/visits.yml."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from bot.dialog.actions.render import day_month
 from bot.models import Raw, Text
 
 
@@ -28,6 +27,12 @@ def window_text(starts_at: datetime, ends_at: datetime, now: datetime, tz: ZoneI
         "visits.window",
         {"day": day, "from": Raw(f"{start:%H:%M}"), "to": Raw(f"{end:%H:%M}")},
     )
+
+
+def day_month(day: date) -> Text:
+    # The same as bot/dialog/actions/render.py; not imported from there, since the dialog
+    # actions import this module (a cycle through bot/dialog/actions/__init__.py).
+    return Text("date.day_month", {"day": day.day, "month": Text(f"month.gen.{day.month}")})
 
 
 def fee_text(fee_rub: Decimal) -> Text:

@@ -36,6 +36,8 @@ HORIZON_DAYS: Final = 14
 # The reminder goes on the city's day before the visit, from this local hour (not at night);
 # a visit booked after that moment needs none: the customer has just been told.
 REMIND_FROM: Final = time(10, 0)
+# A window is offered only if it starts at least this long from now: a crew needs to get there.
+LEAD: Final = timedelta(hours=1)
 CHECK_EVERY: Final = 60.0  # seconds between looks for reminders due
 
 Refusal = Literal["taken", "past", "unknown", "no_visits", "not_booked"]
@@ -101,7 +103,7 @@ class VisitService:
         )
         held = Counter(visit.starts_at for visit in booked)
         out: list[Window] = []
-        for window in windows_from(slots, now, HORIZON_DAYS):
+        for window in windows_from(slots, now + LEAD, HORIZON_DAYS):
             if held[window.starts_at] >= slots.crews:
                 continue
             if moving is not None and moving.starts_at == window.starts_at:
