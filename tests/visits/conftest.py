@@ -47,3 +47,7 @@ async def as_customer(
     say: Say, sender: str, contract: str, text: str | None = None, **fields: Any
 ) -> dict[str, Any]:
     return await say(sender, text, identity=identity(contract), **fields)
+
+
+# The request board's operators (anna, boris, sveta) with their own cookie jars.
+from tests.requests.conftest import OperatorClient, operators  # noqa: E402, F401
