@@ -118,7 +118,11 @@ class Gateway:
                 conversation, contract_number=link.contract_number if link else None
             )
             customer = TranscriptLine(
-                "customer", _customer_text(inbound), meta=_customer_meta(inbound)
+                "customer",
+                _customer_text(inbound),
+                meta=_customer_meta(inbound),
+                # Files the customer sent, stored: operators open them from the transcript.
+                attachments=tuple(a.file for a in inbound.attachments if a.file is not None),
             )
             inbound = _pressed(inbound, conversation)
             with_person = conversation.state in ("queued", "operator")

@@ -4,6 +4,10 @@ A webhook records the inbound (with its platform id) before answering 200 and ha
 processing runs in the background, strictly in order per conversation and in parallel across
 conversations. A redelivery (same platform id) is acknowledged and ignored. Inbounds recorded
 but not answered when the process stopped are picked up again at start.
+
+A channel may register a preparer: work on an inbound that must not delay the webhook's answer
+(fetching the customer's files from the platform: bot/channels/inbound_files.py). It runs here,
+in the background and in the conversation's order, just before the dialog sees the message.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable
 
 from bot.gateway import Gateway
 from bot.metrics import Metrics
@@ -26,6 +31,8 @@ MAX_ATTEMPTS = 5
 # enough that a reused id (Telegram after a quiet week) is not taken for a redelivery.
 KEEP_DELIVERY_IDS_DAYS = 3.0
 RETRY_SECONDS = (0.5, 2.0, 5.0, 15.0)
+
+Preparer = Callable[[Inbound], Awaitable[Inbound]]
 
 
 def register_metrics(metrics: Metrics) -> None:
@@ -43,6 +50,11 @@ class Ingress:
         self._tasks: set[asyncio.Task[None]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._preparers: dict[str, Preparer] = {}
+
+    def add_preparer(self, channel: str, prepare: Preparer) -> None:
+        """``prepare`` runs on each of ``channel``'s inbounds before the dialog sees it."""
+        self._preparers[channel] = prepare
 
     async def accept(self, inbound: Inbound, *, scope: str, platform_id: str) -> bool:
         """Record an authentic, parsed inbound; False for a redelivery. Returns once durable."""
@@ -107,7 +119,9 @@ class Ingress:
         """Answer one inbound; on failure retry in place, so later messages keep their order."""
         while True:
             try:
-                await self._gateway.handle(inbound, inbox_id=inbox_id, deliver=True)
+                prepare = self._preparers.get(inbound.key.channel)
+                ready = inbound if prepare is None else await prepare(inbound)
+                await self._gateway.handle(ready, inbox_id=inbox_id, deliver=True)
                 self._outbox.notify()
                 return
             except Exception as exc:

@@ -43,9 +43,18 @@ class Location:
 
 @dataclass(frozen=True, slots=True)
 class Attachment:
+    """A file the customer sent. ``url`` / ``ref`` say where the platform keeps it (a URL, or
+    Telegram's ``file_id``) and ``size`` what the platform declared; once fetched into our file
+    store ``file`` is set, or ``problem`` says why it was not (``too_large``, ``type``,
+    ``unavailable``: bot/channels/inbound_files.py)."""
+
     kind: str
     url: str | None = None
     name: str | None = None
+    ref: str | None = None
+    size: int | None = None
+    file: FileRef | None = None
+    problem: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +126,8 @@ class Button:
 
 @dataclass(frozen=True, slots=True)
 class FileRef:
-    """A file we send to a customer (an invoice PDF), kept in the file store under ``file_id``."""
+    """A file in the file store under ``file_id``: one we send to a customer (an invoice PDF)
+    or one a customer sent us."""
 
     file_id: str
     name: str

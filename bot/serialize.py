@@ -29,9 +29,7 @@ def inbound_to_json(inbound: Inbound) -> dict[str, Any]:
             if inbound.location is None
             else {"lat": inbound.location.lat, "lon": inbound.location.lon}
         ),
-        "attachments": [
-            {"kind": a.kind, "url": a.url, "name": a.name} for a in inbound.attachments
-        ],
+        "attachments": [_attachment_to_json(a) for a in inbound.attachments],
         "contact": (
             None
             if inbound.contact is None
@@ -59,9 +57,7 @@ def inbound_from_json(data: dict[str, Any]) -> Inbound:
         text=data.get("text"),
         payload=data.get("payload"),
         location=None if location is None else Location(location["lat"], location["lon"]),
-        attachments=tuple(
-            Attachment(a["kind"], a.get("url"), a.get("name")) for a in data.get("attachments", [])
-        ),
+        attachments=tuple(_attachment_from_json(a) for a in data.get("attachments", [])),
         contact=(
             None
             if contact is None
@@ -70,6 +66,35 @@ def inbound_from_json(data: dict[str, Any]) -> Inbound:
         locale=data.get("locale"),
         raw=data.get("raw") or {},
         received_at=datetime.fromisoformat(received) if received else None,
+    )
+
+
+def _attachment_to_json(a: Attachment) -> dict[str, Any]:
+    data: dict[str, Any] = {"kind": a.kind, "url": a.url, "name": a.name}
+    # The platform's handle and size are kept with the inbox row: the file is fetched after the
+    # webhook was answered, possibly after a restart.
+    if a.ref is not None:
+        data["ref"] = a.ref
+    if a.size is not None:
+        data["size"] = a.size
+    if a.file is not None:
+        data["file"] = files_to_json((a.file,))[0]
+    if a.problem is not None:
+        data["problem"] = a.problem
+    return data
+
+
+def _attachment_from_json(data: Mapping[str, Any]) -> Attachment:
+    size = data.get("size")
+    files = files_from_json([data["file"]]) if isinstance(data.get("file"), Mapping) else ()
+    return Attachment(
+        str(data["kind"]),
+        data.get("url"),
+        data.get("name"),
+        ref=data.get("ref"),
+        size=size if isinstance(size, int) else None,
+        file=files[0] if files else None,
+        problem=data.get("problem"),
     )
 
 

@@ -31,10 +31,12 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 from aiohttp import web
 
 from bot.channels.base import Capabilities, Channel, OutboundMessage, RateLimit, SendError
 from bot.channels.files import MB, ChannelFiles, with_lines
+from bot.channels.inbound_files import InboundFiles, TooLarge, Unavailable, read_limited
 from bot.config import ConfigError
 from bot.intents.entities import e164_phone
 from bot.models import (
@@ -174,6 +176,8 @@ def _contact(raw: Mapping[str, Any], sender_id: int) -> Contact:
 
 
 def _attachment(message: Mapping[str, Any]) -> Attachment | None:
+    """The first media of the message, with its ``file_id`` (to fetch it with getFile later)
+    and the size Telegram declares (a file above our limit is refused without fetching)."""
     for kind in MEDIA:
         value = message.get(kind)
         if value is None:
@@ -181,11 +185,15 @@ def _attachment(message: Mapping[str, Any]) -> Attachment | None:
         if kind == "photo":  # sizes, smallest first: the largest is the photo
             if not isinstance(value, list) or not value or not isinstance(value[-1], Mapping):
                 raise Unparsable("'photo' is not a list of sizes")
-            return Attachment("photo", None, _opt_str(value[-1], "file_id"))
+            value = value[-1]
         if not isinstance(value, Mapping):
             raise Unparsable(f"'{kind}' is not an object")
-        name = _opt_str(value, "file_name") or _opt_str(value, "file_id")
-        return Attachment(kind, None, name)
+        return Attachment(
+            kind,
+            name=_opt_str(value, "file_name"),
+            ref=_opt_str(value, "file_id"),
+            size=_opt_int(value, "file_size"),
+        )
     return None
 
 
@@ -356,6 +364,9 @@ class TelegramChannel(Channel):
         self._files = files
         # "<idempotency key>:<step>" -> message id of the steps of a reply already delivered
         self._sent_steps: OrderedDict[str, str] = OrderedDict()
+        self._api_server = TelegramAPIServer.from_base(api_base)
+        if files is not None:  # customers' files: fetched after the webhook was answered
+            ingress.add_preparer(CHANNEL, InboundFiles(files.files, self._fetch_file).prepare)
 
     # -- incoming ---------------------------------------------------------------------------
     def routes(self, app: web.Application) -> None:
@@ -422,6 +433,27 @@ class TelegramChannel(Channel):
             await self._bot.answer_callback_query(callback_query_id=callback_id)
         except Exception as exc:  # a stale query cannot be answered any more; harmless
             log.info("telegram: answerCallbackQuery failed: %s", self._redact(exc))
+
+    async def _fetch_file(self, attachment: Attachment, limit: int) -> bytes:
+        """``getFile`` for the download path, then the file from the Bot API's file URL."""
+        from aiogram.exceptions import TelegramAPIError
+
+        if not attachment.ref:
+            raise Unavailable("no file_id")
+        try:
+            found = await self._bot.get_file(attachment.ref)
+            if found.file_size is not None and found.file_size > limit:
+                raise TooLarge
+            if not found.file_path:
+                raise Unavailable("no file_path")
+            url = self._api_server.file_url(self._token, found.file_path)
+            chunks = self._bot.session.stream_content(url, timeout=int(REQUEST_TIMEOUT))
+            return await read_limited(chunks, limit)
+        except (TelegramAPIError, aiohttp.ClientError) as exc:
+            # "file is too big" from getFile (above the Bot API's 20 MB) is a TelegramBadRequest.
+            if "too big" in str(exc).lower():
+                raise TooLarge from None
+            raise Unavailable(self._redact(exc)) from None
 
     # -- outgoing ---------------------------------------------------------------------------
     async def send(self, message: OutboundMessage) -> str | None:

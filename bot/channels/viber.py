@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import requests
 from aiohttp import web
@@ -36,6 +37,7 @@ from viberbot.api.messages import FileMessage, KeyboardMessage, TextMessage
 
 from bot.channels.base import Capabilities, Channel, OutboundMessage, RateLimit, SendError
 from bot.channels.files import MB, ChannelFiles, with_lines
+from bot.channels.inbound_files import InboundFiles, UrlFetcher
 from bot.http import json_response
 from bot.i18n import Translator
 from bot.ingress import Ingress
@@ -78,6 +80,9 @@ SEND_TIMEOUT = 30.0
 WEBHOOK_RETRY_SECONDS = (1.0, 2.0, 5.0, 15.0, 30.0, 60.0, 120.0)
 # A file message carries a URL Viber downloads from (it takes no uploads), up to 50 MB.
 MAX_FILE = 50 * MB
+# Where Viber keeps what customers send (dl-media.viber.com …): the only hosts a customer's
+# file is fetched from, next to VIBER_API_BASE's own (a proxy, a fake).
+FILE_HOSTS = ("viber.com",)
 _REMEMBERED_STEPS = 1000  # messages of a partly sent reply, so a retry does not repeat them
 
 # send_message status codes (REST Bot API, "Error codes").
@@ -205,8 +210,12 @@ def parse_message(data: Mapping[str, Any], *, received_at: datetime | None = Non
     if kind == "contact":
         return replace(base, kind="contact", contact=_contact(message))
     if kind in ("picture", "video", "file", "sticker"):
+        size = message.get("size")
         attachment = Attachment(
-            str(kind), _optional_string(message, "media"), _optional_string(message, "file_name")
+            str(kind),
+            _optional_string(message, "media"),
+            _optional_string(message, "file_name"),
+            size=size if isinstance(size, int) and not isinstance(size, bool) else None,
         )
         caption = _optional_string(message, "text") if kind == "picture" else None
         return replace(base, kind="attachment", attachments=(attachment,), text=caption)
@@ -256,6 +265,9 @@ class ViberChannel(Channel):
         self._webhook_retry = tuple(webhook_retry_seconds)
         self._files = files
         self._sent_steps: OrderedDict[str, str] = OrderedDict()
+        self._downloads = UrlFetcher((*FILE_HOSTS, urlsplit(api_base).hostname or ""))
+        if files is not None:  # customers' files: fetched after the webhook was answered
+            ingress.add_preparer(CHANNEL, InboundFiles(files.files, self._downloads.fetch).prepare)
         self._api = Api(BotConfiguration(auth_token, bot_name, avatar))
         # The module constant is read once at Api(); the base lives on the request sender.
         self._api._request_sender._viber_bot_api_url = api_base.rstrip("/")
@@ -288,6 +300,7 @@ class ViberChannel(Channel):
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self._downloads.close()
 
     async def _register_webhook(self, url: str) -> None:
         for attempt, delay in enumerate(self._webhook_retry, start=1):

@@ -22,6 +22,7 @@ from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 import aiohttp
 import requests
@@ -33,6 +34,7 @@ from vk_api.exceptions import ApiError, ApiHttpError, VkApiError
 from bot.channels.base import Capabilities, Channel, OutboundMessage, RateLimit, SendError
 from bot.channels.files import MB, ChannelFiles, with_lines
 from bot.channels.fit import numbered
+from bot.channels.inbound_files import InboundFiles, UrlFetcher
 from bot.models import (
     Attachment,
     ConversationKey,
@@ -69,6 +71,9 @@ _MAX_CLIENTS = 100_000  # client_info remembered per peer (least recently seen f
 MAX_FILE = 200 * MB  # VK's limit for a document
 _MAX_UPLOADED = 1000  # documents remembered per (peer, file): a retry does not upload again
 # "[club123|@support] привет" in a group chat: the mention of the community is not the question.
+# Where VK keeps what customers send (photos on *.userapi.com, documents on vk.com/doc…): the
+# only hosts a customer's file is fetched from, next to VK_API_BASE's own (a proxy, a fake).
+FILE_HOSTS = ("vk.com", "vk.ru", "userapi.com", "vkuserphoto.ru", "vk-cdn.net", "vkuseraudio.net")
 _MENTION = re.compile(r"^\s*\[(?:club|public)\d+\|[^\]]*\]\s*[,:]?\s*")
 
 ButtonAction = Literal["text", "callback"]
@@ -174,7 +179,13 @@ def _attachment(raw: Mapping[str, Any]) -> Attachment:
         url = f"https://vk.com/wall{owner}_{body['id']}"
     else:  # doc, graffiti, audio, link, market …
         url = body.get("url")
-    return Attachment(kind, str(url) if url else None, str(name) if name else None)
+    size = body.get("size") if kind == "doc" else None  # a photo's "size" is not bytes
+    return Attachment(
+        kind,
+        str(url) if url else None,
+        str(name) if name else None,
+        size=size if isinstance(size, int) and not isinstance(size, bool) else None,
+    )
 
 
 def _location(message: Mapping[str, Any]) -> Location | None:
@@ -409,6 +420,10 @@ class VkChannel(Channel):
         self._http: aiohttp.ClientSession | None = None
         self._files = files
         self._uploaded: OrderedDict[tuple[str, str], str] = OrderedDict()
+        api_host = urlsplit(settings.vk_api_base).hostname or ""
+        self._downloads = UrlFetcher((*FILE_HOSTS, api_host))
+        if files is not None:  # customers' files: fetched after the webhook was answered
+            ingress.add_preparer(CHANNEL, InboundFiles(files.files, self._downloads.fetch).prepare)
 
     # --- lifetime ----------------------------------------------------------------------
     def routes(self, app: web.Application) -> None:
@@ -433,6 +448,7 @@ class VkChannel(Channel):
         if self._http is not None:
             await self._http.close()
             self._http = None
+        await self._downloads.close()
         with contextlib.suppress(Exception):
             self._api.http.close()
 

@@ -29,6 +29,7 @@ from bot.intents.normalize import basic, words
 from bot.models import Button, Conversation, Inbound, Reply, Text
 from bot.notify import Notifier
 from bot.selfservice.service import AccountActions
+from bot.serialize import files_to_json
 from bot.storage.base import Store
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,12 @@ CONFIRM = "confirm"
 DECLINE = "decline"
 UNCLEAR = "unclear_answer"  # neither yes nor no to an open offer
 CANCEL = "cancel"  # "отмена" as the whole answer to an open question
+# A file with no words (see ``_files``): what it is about is asked (flows/dialog.d/
+# attachments.yml); the stored files travel as FILES (FileRef JSON) in the payload arguments,
+# the slots of the flow that takes them, and the memory until the next message.
+ATTACHMENT = "attachment"
+FILES_REFUSED = "attachment_refused"  # none could be stored: the customer is told why
+FILES = "attachments"
 
 
 def _reply(key: str, buttons: tuple[Button, ...] = (), **params: Any) -> Reply:
@@ -112,7 +119,7 @@ class _Run:
         self.contract = conversation.contract_number
 
     async def go(self) -> None:
-        before = {key: self.state.memory.get(key) for key in (OFFER, LAST_DONE)}
+        before = {key: self.state.memory.get(key) for key in (OFFER, LAST_DONE, FILES)}
         try:
             await self._go()
         except BillingUnavailable:
@@ -165,6 +172,8 @@ class _Run:
             self.state.memory.pop("after_identify", None)
             self.state.misses = 0
             self.replies.append(_reply("dialog.cancelled", self.e.menu_buttons()))
+            return
+        if await self._took_files(result):
             return
         if self.state.flow and self.state.pending and await self._answer_pending(result):
             return
@@ -267,7 +276,47 @@ class _Run:
                 "", self.config.location_intent, 1.0, payload_args={"location": loc},
                 from_payload=True,
             )  # fmt: skip
+        if inbound.attachments and not inbound.text:
+            return self._files()
         return nlu.understand(inbound.text or "", locale=self.conversation.locale)
+
+    def _files(self) -> NluResult:
+        """A file with no words (a caption is understood as text; its files still reach the
+        transcript and ``ctx.inbound.attachments``). While a question is open the files join
+        the flow's FILES slot, answering it when that is the question (``_took_files``);
+        otherwise ATTACHMENT asks what they are about, keeping them in memory for the flow the
+        customer picks (a slot ``{name: attachments, remember: true}`` takes them). Files sent
+        one after another (a Telegram album) add up."""
+        stored = files_to_json(tuple(a.file for a in self.inbound.attachments if a.file))
+        if not stored:
+            problem = next((a.problem for a in self.inbound.attachments if a.problem), None)
+            args = {"problem": problem or "unavailable"}
+            return NluResult("", FILES_REFUSED, 1.0, payload_args=args, from_payload=True)
+        if self.state.flow and self.state.pending:
+            kept = [*self.state.slots.get(FILES, ()), *stored]
+            return NluResult("", INFORM, 1.0, payload_args={FILES: kept}, from_payload=True)
+        kept = [*self.state.memory.get(FILES, ()), *stored]
+        return NluResult("", ATTACHMENT, 1.0, payload_args={FILES: kept}, from_payload=True)
+
+    async def _took_files(self, result: NluResult) -> bool:
+        """A refused file is explained, and a file sent while another question is open is
+        kept with the flow (the question asked again): either way the open question stays
+        open, and neither counts as a misunderstanding. False: route as usual."""
+        if result.intent == FILES_REFUSED:
+            problem = str(result.payload_args.get("problem"))
+            self.replies.append(_reply(f"attachments.refused_{problem}"))
+            return True
+        if FILES not in result.payload_args or result.intent != INFORM:
+            return False
+        flow = self.config.flows.get(self.state.flow or "")
+        slot = flow.slot(self.state.pending or "") if flow else None
+        if slot is None or slot.name == FILES:
+            return False  # the question asks for files: answered as usual
+        self.state.slots[FILES] = result.payload_args[FILES]
+        self.replies.append(
+            Reply((Text("attachments.attached"), self._question(slot)), self._suggest(slot))
+        )
+        return True
 
     def _by_entities(self, result: NluResult) -> NluResult:
         """A message the classifier is unsure about but that carries a telling entity (a house

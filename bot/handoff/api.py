@@ -16,6 +16,7 @@ from bot.billing.base import BillingUnavailable
 from bot.catalog.catalog import Catalog
 from bot.handoff.auth import authorized
 from bot.handoff.customers import CustomerDesk
+from bot.handoff.files import OPERATOR_FILES, UploadRefused, read_upload
 from bot.handoff.messages import message_json
 from bot.handoff.service import HandoffError, HandoffService
 from bot.http import json_response
@@ -71,6 +72,7 @@ class OperatorApi:
         app.router.add_get(conv, _errors(self.conversation))
         app.router.add_post(f"{conv}/claim", _errors(self.claim))
         app.router.add_post(f"{conv}/messages", _errors(self.reply))
+        app.router.add_post(f"{conv}/files", _errors(self.send_file))
         app.router.add_post(f"{conv}/notes", _errors(self.note))
         app.router.add_post(f"{conv}/transfer", _errors(self.transfer))
         app.router.add_post(f"{conv}/release", _errors(self.release))
@@ -235,6 +237,24 @@ class OperatorApi:
         if not isinstance(text, str) or len(text) > 4000:
             raise HandoffError("'text' must be a string of at most 4000 characters", 400)
         entry = await self._service.reply(self._id(request), operator, text)
+        return json_response({"message": message_json(entry)})
+
+    async def send_file(self, request: web.Request) -> web.StreamResponse:
+        """A file for the customer (multipart ``file``), sent through their channel like the
+        bot's invoice. Checked before anything is stored: the session and CSRF token, that this
+        operator has the conversation, the size and the type (by content)."""
+        operator = await authorized(request, write=True)
+        conversation_id = self._id(request)
+        await self._service.check_owned(conversation_id, operator)
+        files = request.app.get(OPERATOR_FILES)
+        if files is None:
+            raise HandoffError("this gateway keeps no files", 404)
+        try:
+            name, data, content_type = await read_upload(request)
+        except UploadRefused as refused:
+            raise HandoffError(refused.code, refused.status) from None
+        ref = await files.put(data, name, content_type)
+        entry = await self._service.reply(conversation_id, operator, "", (ref,))
         return json_response({"message": message_json(entry)})
 
     async def note(self, request: web.Request) -> web.StreamResponse:

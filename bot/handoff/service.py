@@ -31,6 +31,7 @@ from bot.models import (
     Button,
     Conversation,
     ConversationKey,
+    FileRef,
     Raw,
     RenderedReply,
     Reply,
@@ -183,19 +184,31 @@ class HandoffService:
                 raise HandoffError("another operator has this conversation", 409)
             await self._joined(entry, operator)
 
-    async def reply(self, conversation_id: str, operator: Operator, text: str) -> TranscriptEntry:
+    async def reply(
+        self,
+        conversation_id: str,
+        operator: Operator,
+        text: str,
+        attachments: tuple[FileRef, ...] = (),
+    ) -> TranscriptEntry:
+        """The operator's message, with files (sent through the customer's channel)."""
         text = text.strip()
-        if not text:
+        if not text and not attachments:
             raise HandoffError("empty message", 400)
         async with self._locks.hold(conversation_id):
             entry = await self._owned(conversation_id, operator)
             conversation = await self._conversation(conversation_id)
-            [line] = await self._commit(conversation, [RenderedReply(text, (), "operator")])
+            reply = RenderedReply(text, (), "operator", attachments)
+            [line] = await self._commit(conversation, [reply])
             await self._store.queue_responded(conversation_id)
             if entry.first_response_at is None:
                 waited = (self._clock() - entry.queued_at).total_seconds()
                 self._metrics.observe("first_response_seconds", waited, department=entry.department)
             return line
+
+    async def check_owned(self, conversation_id: str, operator: Operator) -> None:
+        """HandoffError unless ``operator`` may write in the conversation now."""
+        await self._owned(conversation_id, operator)
 
     async def note(self, conversation_id: str, operator: Operator, text: str) -> dict[str, Any]:
         if not text.strip():
@@ -415,7 +428,9 @@ class HandoffService:
     async def _commit(
         self, conversation: Conversation, replies: Sequence[RenderedReply]
     ) -> list[TranscriptEntry]:
-        lines = tuple(TranscriptLine(r.sender, r.text, r.buttons) for r in replies)
+        lines = tuple(
+            TranscriptLine(r.sender, r.text, r.buttons, attachments=r.attachments) for r in replies
+        )
         deliver = lines if self._delivers(conversation.key.channel) else ()
         entries = await self._store.commit_turn(TurnRecord(conversation, lines, deliver))
         if deliver:

@@ -9,6 +9,7 @@ import json
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -159,7 +160,8 @@ async def vk(make_vk: MakeVk) -> Vk:
 
 
 def test_on_only_with_token_and_group(settings: Settings) -> None:
-    deps = ChannelDeps(settings, ingress=None, store=None, translator=None)  # type: ignore[arg-type]
+    ingress = SimpleNamespace(add_preparer=lambda channel, prepare: None)  # files are fetched
+    deps = ChannelDeps(settings, ingress=ingress, store=None, translator=None)  # type: ignore[arg-type]
     assert create(deps) is None
     assert create(replace(deps, settings=replace(settings, vk_group_token="t"))) is None
     on = replace(settings, vk_group_token="t", vk_group_id="1")

@@ -6,6 +6,10 @@ parameters; ``{"ok": true, "result": ...}`` or ``{"ok": false, "error_code", "de
 request a moment when there are none, like long polling), and can be told to fail a method
 (429 with ``retry_after``, 403 "blocked by the user", 400, 500). ``sendDocument`` takes a
 multipart upload up to the Bot API's 50 MB and keeps the bytes (``documents``).
+
+Files customers sent (``add_file``) are served like Telegram does: ``getFile`` answers the
+``file_path`` (or "file is too big" above the Bot API's 20 MB), and ``GET
+/file/bot<token>/<file_path>`` the bytes, after ``file_delay`` seconds (a slow file server).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ JSON_PARAMS = frozenset(
 UPLOAD_PARAMS = frozenset({"document", "photo", "audio", "video", "voice", "animation"})
 MAX_UPLOAD = 50 * 1024 * 1024  # what a bot may upload
 MAX_CAPTION = 1024
+MAX_GET_FILE = 20 * 1024 * 1024  # what getFile hands a bot
 
 FAILURES: dict[str, tuple[int, str]] = {
     "429": (429, "Too Many Requests: retry after {retry_after}"),
@@ -81,6 +86,9 @@ class FakeTelegram:
         self._next_message_id = 500
         self._news = asyncio.Event()
         self._changed = asyncio.Event()
+        self.files: dict[str, tuple[str, bytes]] = {}  # file_id -> (file_path, bytes)
+        self.file_delay = 0.0
+        self.file_downloads: list[str] = []  # file paths served, in order
 
     # --- test controls -------------------------------------------------------------------
     def fail(self, method: str, kind: str, *, times: int = 1, retry_after: int = 1) -> None:
@@ -90,6 +98,10 @@ class FakeTelegram:
         """Queue updates for getUpdates."""
         self.updates.extend(updates)
         self._news.set()
+
+    def add_file(self, file_id: str, data: bytes, path: str) -> None:
+        """A file a customer sent, for getFile and the file URL."""
+        self.files[file_id] = (path, data)
 
     def calls_to(self, method: str) -> list[dict[str, Any]]:
         return [c.params for c in self.calls if c.method == method]
@@ -113,7 +125,29 @@ class FakeTelegram:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_UPLOAD + 1024 * 1024)  # room for uploads
         app.router.add_post("/bot{token}/{method}", self._handle)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._file)
         return app
+
+    async def _file(self, request: web.Request) -> web.StreamResponse:
+        if request.match_info["token"] != self.token:
+            return web.Response(status=401)
+        path = request.match_info["path"]
+        found = next((data for p, data in self.files.values() if p == path), None)
+        if found is None:
+            return web.Response(status=404)
+        await asyncio.sleep(self.file_delay)
+        self.file_downloads.append(path)
+        return web.Response(body=found, content_type="application/octet-stream")
+
+    async def _m_getFile(self, params: dict[str, Any]) -> dict[str, Any]:
+        file_id = str(params.get("file_id"))
+        if file_id not in self.files:
+            raise _Refused(400, "Bad Request: invalid file_id")
+        path, data = self.files[file_id]
+        if len(data) > MAX_GET_FILE:
+            raise _Refused(400, "Bad Request: file is too big")
+        return {"file_id": file_id, "file_unique_id": f"u{file_id}", "file_size": len(data),
+                "file_path": path}  # fmt: skip
 
     # --- the API ---------------------------------------------------------------------------
     async def _handle(self, request: web.Request) -> web.Response:

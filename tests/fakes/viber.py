@@ -11,6 +11,7 @@ what it got (``fetched``).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import itertools
@@ -67,12 +68,25 @@ class FakeViber:
     webhook_events: list[str] = field(default_factory=list)
     delivered: list[dict[str, Any]] = field(default_factory=list)  # accepted send_message bodies
     fetched: list[Fetched] = field(default_factory=list)  # media of file messages, downloaded
+    # Files customers sent, served at GET /media/<name> (the "media" URL of a message)
+    files: dict[str, bytes] = field(default_factory=dict)
+    file_delay: float = 0.0
+    file_downloads: list[str] = field(default_factory=list)
     _tokens: itertools.count[int] = field(default_factory=lambda: itertools.count(FIRST_TOKEN, 2))
 
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/pa/{method}", self._handle)
+        app.router.add_get("/media/{name}", self._media)
         return app
+
+    async def _media(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        if name not in self.files:
+            return web.Response(status=404)
+        await asyncio.sleep(self.file_delay)
+        self.file_downloads.append(name)
+        return web.Response(body=self.files[name], content_type="application/octet-stream")
 
     def calls_to(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]

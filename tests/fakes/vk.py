@@ -95,6 +95,10 @@ class FakeVk:
         self.saved_docs: list[SavedDoc] = []
         self._uploads: dict[str, tuple[str, str, bytes]] = {}  # file string -> peer, name, data
         self._next_doc_id = 600000
+        # Files customers sent, served at GET /files/<name> (photo size and doc URLs point here)
+        self.files: dict[str, bytes] = {}
+        self.file_delay = 0.0
+        self.file_downloads: list[str] = []
 
     # --- test controls -------------------------------------------------------------------
     def fail(self, method: str, failure: Failure, times: int = 1) -> None:
@@ -122,7 +126,16 @@ class FakeVk:
         app.router.add_route("*", "/method/{name}", self._method)
         app.router.add_post("/upload", self._upload)
         app.router.add_get("/lp", self._a_check)
+        app.router.add_get("/files/{name}", self._file)
         return app
+
+    async def _file(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        if name not in self.files:
+            return web.Response(status=404)
+        await asyncio.sleep(self.file_delay)
+        self.file_downloads.append(name)
+        return web.Response(body=self.files[name], content_type="application/octet-stream")
 
     # --- the API -------------------------------------------------------------------------
     async def _method(self, request: web.Request) -> web.StreamResponse:
