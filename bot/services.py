@@ -13,6 +13,7 @@ from bot.channels.base import Channel
 from bot.channels.registry import ChannelDeps, build_channels
 from bot.config import ConfigError, Settings
 from bot.dialog.actions import ACTIONS
+from bot.dialog.actions.callback import DEPARTMENTS, departments_lookup
 from bot.dialog.actions.invoice import FILES, INVOICE_LABELS, MONEY
 from bot.dialog.engine import INFORM, MENU, DialogEngine
 from bot.dialog.flows import DialogConfig, load_dialog
@@ -227,6 +228,8 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
             },
             MONEY: translator.money,
             REQUESTS: requests,
+            # Call-backs fit the calling department's hours, read live from the handoff service.
+            DEPARTMENTS: departments_lookup(lambda: handoff.config),
             OUTAGES: outages,
         },
     )

@@ -239,7 +239,7 @@ async def test_nobody_online_is_told_so_and_offered_a_call_back(
     assert not any("очереди:" in m["text"] for m in await transcript(client, "nx-1"))
     call = await say("nx-1", payload="/callback_request")
     assert call["state"] == "bot"  # out of the queue, the bot takes the call-back request
-    assert "номер" in texts(call)
+    assert "По какому вопросу" in texts(call)  # the call-back's first question: its reason
     assert await services.store.queue_get("rest:nx-1:nx-1") is None
 
 

@@ -11,9 +11,10 @@ from typing import Any
 from bot.catalog.addresses import parse_address
 from bot.catalog.catalog import Catalog
 from bot.intents.date_ranges import find_date_range
+from bot.intents.datetimes import find_dates, find_times
 from bot.intents.entities import EntityExtractor, contact_of, normalize_phone
 from bot.intents.nlu import make_payload
-from bot.models import Button, Raw
+from bot.models import Button, Raw, Text
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +77,29 @@ def _short_text(text: str, tools: SlotTools) -> str | None:
     return text if 0 < len(text) <= 200 else None
 
 
+def _long_text(text: str, tools: SlotTools) -> str | None:
+    """A complaint or a review: the customer's own words, paragraphs kept, up to 2000 characters
+    (the board's comment limit; a longer story is cut, not refused: nothing they say is lost
+    from the transcript, where the whole message stays)."""
+    text = text.strip()
+    return text[:2000] if text else None
+
+
+def _call_time(text: str, tools: SlotTools) -> str | None:
+    """A call-back time as typed ("завтра после 18", "в пн с 10 до 12", even "вчера"): kept as
+    text when it names a day or a time; the action reads it against the clock and the
+    department's hours and explains what does not fit (a past day, closed hours)."""
+    today = date.today()  # only whether a date is there matters here, not which
+    dates = find_dates(text, today)
+    spans = [(d.start, d.end) for d in dates]
+    found = bool(dates) or bool(find_times(text, spans, spans))
+    return " ".join(text.split()) if found else None
+
+
 VALIDATORS: Mapping[str, Validator] = {
     "short_text": _short_text,
+    "long_text": _long_text,
+    "call_time": _call_time,
     "contract_or_phone": _contract_or_phone,
     "otp_code": _otp_code,
     "city": _city,
@@ -96,7 +118,22 @@ def _city_buttons(slot: str, tools: SlotTools) -> tuple[Button, ...]:
     )
 
 
-SUGGESTERS: Mapping[str, Suggester] = {"cities": _city_buttons}
+def _consent_buttons(slot: str, tools: SlotTools) -> tuple[Button, ...]:
+    return (
+        Button(Text("consent.button.agree"), make_payload("inform", {slot: "yes"})),
+        Button(Text("consent.button.refuse"), make_payload("inform", {slot: "no"})),
+    )
+
+
+def _send_button(slot: str, tools: SlotTools) -> tuple[Button, ...]:
+    return (Button(Text("complaint.button.send"), make_payload("inform", {slot: "send"})),)
+
+
+SUGGESTERS: Mapping[str, Suggester] = {
+    "cities": _city_buttons,
+    "consent": _consent_buttons,
+    "send": _send_button,
+}
 
 Hint = Callable[[SlotTools], Mapping[str, Any]]
 
@@ -111,4 +148,18 @@ def _address_example(tools: SlotTools) -> Mapping[str, Any]:
     return {"example": Raw(f"{city.name}, {entry.street} {entry.house}")}
 
 
-HINTS: Mapping[str, Hint] = {"address_example": _address_example}
+def policy_link(catalog: Catalog) -> Mapping[str, Any]:
+    """The provider's personal-data policy for the consent question (rules.yml); a catalog
+    without one gets the question without a link rather than a dead one."""
+    url = catalog.rules.privacy_policy_url
+    return {"policy": Text("consent.policy_link", {"url": Raw(url)}) if url else Raw("")}
+
+
+def _privacy_policy(tools: SlotTools) -> Mapping[str, Any]:
+    return policy_link(tools.catalog)
+
+
+HINTS: Mapping[str, Hint] = {
+    "address_example": _address_example,
+    "privacy_policy": _privacy_policy,
+}

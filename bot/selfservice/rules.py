@@ -69,6 +69,11 @@ class Rules:
     tariff_change: TariffChangeRules = field(default_factory=TariffChangeRules)
     payment: PaymentRules = field(default_factory=PaymentRules)
     requisites: RequisitesRules = field(default_factory=RequisitesRules)
+    # The provider's personal-data policy (152-FZ), linked from the consent question before a
+    # name or phone is stored. Here rather than in the environment: like the payment link and
+    # the requisites, it is the provider's own published document and travels with its catalog,
+    # not with a deployment. "" = the question names no link.
+    privacy_policy_url: str = ""
 
     def payment_link(self, contract: str) -> str:
         return self.payment.link.replace("{contract}", contract)
@@ -118,6 +123,14 @@ def _text(path: Path, line: int, key: str, value: Any) -> str:
     if not isinstance(value, str | int):
         raise CatalogError(path, line, f"{key}: {value!r} must be text")
     return str(value)
+
+
+def _url(path: Path, line: int, key: str, value: Any) -> str:
+    """An http(s) address or nothing: a customer is sent there, so a typo is refused here."""
+    text = _text(path, line, key, value).strip()
+    if text and (not text.startswith(("https://", "http://")) or any(c.isspace() for c in text)):
+        raise CatalogError(path, line, f"{key}: {text!r} is not an http(s) address")
+    return text
 
 
 _Values = Mapping[str, tuple[Any, int]]
@@ -225,7 +238,7 @@ def load_rules(directory: Path) -> Rules:
         loader.dispose()
     if not isinstance(data, dict):
         raise CatalogError(path, 1, "expected a mapping of settings at the top")
-    known = {"billing_day", "unblock_at_balance_rub", *_SECTIONS}
+    known = {"billing_day", "unblock_at_balance_rub", "privacy_policy_url", *_SECTIONS}
     for key, (_, line) in data.items():
         if key not in known:
             raise CatalogError(
@@ -242,6 +255,9 @@ def load_rules(directory: Path) -> Rules:
             rules,
             unblock_at_balance_rub=_money(path, line, "unblock_at_balance_rub", value, signed=True),
         )
+    if "privacy_policy_url" in data:
+        value, line = data["privacy_policy_url"]
+        rules = replace(rules, privacy_policy_url=_url(path, line, "privacy_policy_url", value))
     return replace(
         rules,
         promised_payment=_promised(

@@ -61,7 +61,8 @@ async def test_list_is_newest_first_and_filters(
     assert lead["address"] == "ул. Обручева, 21"
     assert lead["conversation_id"] == "rest:u-list:u-list"
     assert lead["attachments"] == []
-    assert lead["details"] == {"house_status": "planned"}
+    assert lead["details"]["house_status"] == "planned"
+    assert lead["details"]["consent_version"]  # the consent it was left with (152-FZ)
     assert {"id", "kind", "status", "created_at", "contract", "name", "phone", "city_id",
             "address", "details", "conversation_id", "attachments"} <= lead.keys()  # fmt: skip
     assert [h["action"] for h in lead["history"]] == ["created"]
@@ -255,7 +256,7 @@ async def test_csv_export_opens_in_a_spreadsheet(
     assert lead["name"] == "Пётр"
     assert lead["address"] == "ул. Обручева, 21"
     assert lead["phone"] == "+7 914 ***-**-34"
-    assert lead["details"] == "house_status: planned"
+    assert lead["details"].startswith("house_status: planned; consent_version: ")
     assert rows[3]["comment"] == "Перезвонить после 18, строка\nвторая"
     assert rows[3]["details"] == "when: завтра"
     assert rows[2]["name"] == '\'=HYPERLINK("x")'  # a spreadsheet shows it, does not run it

@@ -23,12 +23,14 @@ from bot.dialog.actions.account_settings import (
     services,
 )
 from bot.dialog.actions.callback import save_callback
+from bot.dialog.actions.complaint import save_complaint
 from bot.dialog.actions.coverage import check_coverage, save_connection_request
 from bot.dialog.actions.identity import identify, identify_by_contact, logout
 from bot.dialog.actions.invoice import send_invoice
 from bot.dialog.actions.offers import confirm_operation, decline_operation
 from bot.dialog.actions.offices import answer_offices
 from bot.dialog.actions.tariffs import answer_support_contacts, answer_tariffs
+from bot.dialog.actions.termination import request_termination
 from bot.dialog.types import Action
 
 ACTIONS: Mapping[str, Action] = {
@@ -44,6 +46,8 @@ ACTIONS: Mapping[str, Action] = {
     "identify_by_contact": identify_by_contact,
     "logout": logout,
     "callback": save_callback,
+    "complaint": save_complaint,
+    "terminate_contract": request_termination,
     "internet_down": internet_down,
     "promised_payment": promised_payment,
     "unblock": unblock,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.catalog.addresses import AddressLookup, AddressLookupKind, StreetRef
 from bot.catalog.models import City, CoverageEntry
+from bot.dialog.actions import consent
 from bot.dialog.actions.render import tariff_line
 from bot.dialog.types import ActionContext, ActionResult
 from bot.intents.nlu import make_payload
@@ -95,7 +96,9 @@ def _choose(ctx: ActionContext, lookup: AddressLookup) -> Reply:
 
 
 async def save_connection_request(ctx: ActionContext) -> ActionResult:
-    """Store name + phone for a house from the register; never for an address we did not check."""
+    """Store name + phone for a house from the register; never for an address we did not check,
+    and never without the customer's consent to the processing of both (asked first, so a
+    refusal ends it before either is given)."""
     city_id, street, house = ctx.slots.get("city"), ctx.slots.get("street"), ctx.slots.get("house")
     lookup = (
         ctx.catalog.addresses.lookup_street(StreetRef(str(city_id), str(street)), str(house))
@@ -105,6 +108,14 @@ async def save_connection_request(ctx: ActionContext) -> ActionResult:
     if lookup is None or lookup.entry is None:
         return ActionResult(replies=(Reply((Text("coverage.request_no_address"),)),))
     entry = lookup.entry
+    agreed = consent.answer(ctx)
+    if agreed == "refused":
+        return consent.refused(ctx, entry.city_id)
+    if agreed != "given":
+        return consent.ask(ctx, unclear=agreed == "unclear")
+    for slot in ("name", "phone"):
+        if not ctx.slots.get(slot):
+            return ActionResult(ask=slot)
     request = await requests_of(ctx).create(
         NewRequest(
             kind="connection",
@@ -114,7 +125,7 @@ async def save_connection_request(ctx: ActionContext) -> ActionResult:
             phone=str(ctx.slots["phone"]),
             city_id=entry.city_id,
             address=f"{entry.street}, {entry.house}",
-            details={"house_status": entry.status},
+            details={"house_status": entry.status, **consent.record(ctx)},
         )
     )
     city = ctx.catalog.city(entry.city_id)
@@ -133,5 +144,6 @@ async def save_connection_request(ctx: ActionContext) -> ActionResult:
                 ),
                 (Button(Text("button.menu"), "/menu"),),
             ),
-        )
+        ),
+        forget_memory=(consent.SHOWN,),
     )
