@@ -1,5 +1,6 @@
 """Before any troubleshooting: an outage at the identified customer's address is told (what,
-why, until when in the city's time, planned or accident) instead of the router checklist."""
+why, until when in the city's time, planned or accident) instead of the troubleshooting tree
+(tests/test_troubleshooting.py has the trees and the unidentified customer's address)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from bot.services import Services
 from tests.conftest import Say, identity, texts
 
 BUTINA = "750012345678"  # chita, "ул. Бутина, 10, кв. 5", active, internet
-CHECKLIST = "Выключите роутер"
+CHECKLIST = "Посмотрите на роутер"  # the first step of the no-internet tree
 CHITA = ZoneInfo("Asia/Chita")
 
 
@@ -80,11 +81,12 @@ async def test_a_closed_outage_is_no_longer_told(client: TestClient, say: Say) -
     assert CHECKLIST in text
 
 
-async def test_an_unidentified_customer_gets_todays_answer(client: TestClient, say: Say) -> None:
+async def test_an_unidentified_customer_is_asked_the_address(client: TestClient, say: Say) -> None:
     await post(client, outage(houses=[]))
     text = texts(await say("o-5", "не работает интернет"))
-    assert CHECKLIST in text
+    assert "Напишите адрес" in text  # where to look: nothing is claimed without it
     assert "авария" not in text
+    assert "авария на сети" in texts(await say("o-5", "Чита, Бутина 3"))
 
 
 async def test_a_blocked_account_is_told_first(

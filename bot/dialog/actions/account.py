@@ -4,15 +4,16 @@ The engine runs these only for an identified customer (``requires_identity`` in 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 
 from bot.catalog.models import Account
 from bot.dialog.actions.render import day_month, transaction_line
+from bot.dialog.actions.troubleshoot import Troubleshooting
 from bot.dialog.types import ActionContext, ActionResult
 from bot.models import Button, Plural, Raw, Reply, Text
 from bot.outages.lookup import outages_for_account
-from bot.outages.render import outage_answer
 from bot.selfservice import policy
 
 
@@ -134,37 +135,42 @@ async def answer_balance(ctx: ActionContext) -> ActionResult:
 
 async def internet_down(ctx: ActionContext) -> ActionResult:
     """The account first: a blocked or paused contract explains a dead line before anything
-    else. Then a known outage at the customer's address: what, why, until when, and no router
-    checklist (rebooting cannot fix a cut cable)."""
+    else. Then a known outage at the customer's address: what, why, until when, and no tree
+    (rebooting cannot fix a cut cable). Then the troubleshooting tree of the symptom
+    (``troubleshoot.py``), which asks an unidentified customer's address itself. Both checks
+    run again at every pressed step, so an outage posted mid-conversation is told at once."""
+    run = Troubleshooting(ctx)
+    if run.answer and run.mid_tree:
+        typed = await run.typed()
+        if typed is not None:
+            return typed
+        # A new symptom typed mid-tree: checked from the start like any other.
     account = ctx.account
     parts: list[Text] = []
     buttons: list[Button] = []
-    if account is not None and account.status == "blocked":
+    if account is not None and account.status == "blocked" and not run.go:
         owed = policy.to_unblock(account, ctx.catalog).quantize(Decimal("0.01"))
         parts.append(Text("troubleshoot.blocked", {"amount": owed}))
         buttons += [
             Button(Text("button.promised_payment"), "/promised_payment"),
             Button(Text("button.how_to_pay"), "/payment_method"),
         ]
-    elif account is not None and account.status == "suspended":
+    elif account is not None and account.status == "suspended" and not run.go:
         parts.append(Text("troubleshoot.suspended"))
         parts += account_state(ctx, account)
         buttons.append(Button(Text("button.resume"), '/suspend_service{"mode":"resume"}'))
-    outages = await outages_for_account(ctx, account, ("internet",)) if account else []
+    outages = await outages_for_account(ctx, account, run.services) if account else []
     if account is not None and outages:
-        tz = ctx.catalog.timezone(account.city_id)
-        for outage in outages:
-            parts += outage_answer(outage, ctx.now, tz)
-        parts.append(Text("outages.no_checklist"))
-        buttons.append(Button(Text("button.menu"), "/menu"))
+        told = run.outage(outages, account.city_id, mid_tree=run.mid_tree)
+        reply = told.replies[0]
+        return replace(told, replies=(Reply((*parts, *reply.parts), (*buttons, *reply.buttons)),))
+    if parts:
+        # Paying (or ending the pause) is the fix; the tree is for a customer who says it is
+        # something else.
+        parts.append(Text("troubleshooting.account_first"))
+        buttons.append(run.continue_button())
         return ActionResult(replies=(Reply(tuple(parts), tuple(buttons)),))
-    if account is not None and account.status != "active":
-        parts.append(Text("troubleshoot.if_not_that"))
-    parts.append(Text("info.internet_down"))
-    buttons += [Button(Text("button.still_down"), "/human_operator")]
-    if account is None:
-        buttons.append(Button(Text("button.balance"), "/balance"))
-    return ActionResult(replies=(Reply(tuple(parts), tuple(buttons)),))
+    return await run.go_on(parts)
 
 
 async def answer_bonus(ctx: ActionContext) -> ActionResult:
