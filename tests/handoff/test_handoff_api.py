@@ -260,15 +260,18 @@ async def test_operator_takes_over_a_live_bot_conversation(
 
 
 async def test_call_back_request_is_stored(say: Say, services: Services) -> None:
-    first = await say("c-11", "перезвоните мне пожалуйста")
-    assert "номер" in texts(first)
+    # The whole dialog (reason, consent, hours) is in tests/test_requests_dialogs.py.
+    await say("c-11", "перезвоните мне пожалуйста")
+    await say("c-11", payload='/inform{"reason":"other"}')
+    phone = await say("c-11", payload='/inform{"consent":"yes"}')
+    assert "номер" in texts(phone)
     when = await say("c-11", "8 914 555 12 34")
     assert "Когда удобно" in texts(when)
     done = await say("c-11", "завтра после 18:00")
     assert "обратный звонок" in texts(done)
     [request] = await services.requests.board.find(kind="callback")
     assert request.phone == "+79145551234"
-    assert request.details["when"] == "завтра после 18:00"
+    assert "с 18:00 до 20:00" in request.details["when"]
 
 
 async def test_out_of_hours_the_customer_is_told_when_and_offered_a_call_back(
