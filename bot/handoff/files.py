@@ -11,6 +11,8 @@ page of ours.
 
 from __future__ import annotations
 
+from urllib.parse import unquote
+
 from aiohttp import BodyPartReader, web
 
 from bot.channels.inbound_files import SAFE_IMAGES, sniff
@@ -70,7 +72,9 @@ async def read_upload(request: web.Request) -> tuple[str, bytes, str]:
         if not isinstance(part, BodyPartReader) or part.name != "file":
             await part.release()
             continue
-        name = display_name(part.filename or "file")
+        # Some clients (aiohttp, curl --form-string) percent-encode a non-ASCII name in the
+        # quoted filename; browsers send it as UTF-8. Either way people read "ответ.pdf".
+        name = display_name(unquote(part.filename or "file"))
         data = bytearray()
         while chunk := await part.read_chunk(CHUNK):
             data += chunk
@@ -84,6 +88,7 @@ async def read_upload(request: web.Request) -> tuple[str, bytes, str]:
 
 def add_operator_file_routes(app: web.Application, files: FileStore) -> None:
     app[OPERATOR_FILES] = files
+
     async def operator_file(request: web.Request) -> web.Response:
         await authorized(request, write=False)
         found = await files.get(request.match_info["file_id"])

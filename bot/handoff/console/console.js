@@ -56,6 +56,12 @@
     note_toggle: "Заметка",
     note_toggle_hint: "Отправить как внутреннюю заметку (клиент её не увидит)",
     canned_label: "Шаблоны ответов",
+    attach: "📎 Файл",
+    attach_hint: "Отправить клиенту файл: фото, PDF или документ, до 20 МБ",
+    file_sent: "Файл отправлен клиенту.",
+    file_not_sent: "Файл не отправлен.",
+    file_too_large: "Файл больше 20 МБ: клиенту его не отправить.",
+    file_type: "Такой файл не отправить: подойдут фото (JPG, PNG, GIF, WebP), PDF, документы Word/Excel.",
     canned_placeholder: "Шаблон…",
     locked_other: "Диалог ведёт {operator}.",
     locked_queued: "Диалог ждёт в очереди.",
@@ -343,6 +349,12 @@
   };
 
   var API = "/api/v1/operator";
+  // What the operator may send (the server checks again, by content): bot/handoff/files.py.
+  var MAX_FILE = 20 * 1024 * 1024;
+  var FILE_TYPES = [
+    "image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf",
+    ".docx", ".xlsx", ".odt", ".ods",
+  ];
   var QUEUE_POLL_MS = 15000;
   var QUEUE_DEBOUNCE_MS = 200;
   var MAX_BACKOFF_MS = 30000;
@@ -526,8 +538,18 @@
   var composerSend = el("button", "primary", T.send);
   composerSend.type = "submit";
   testid(composerSend, "composer-send");
+  // A file for the customer: sent at once through their channel (like the bot's invoice).
+  var fileInput = el("input", "sr-only");
+  fileInput.type = "file";
+  fileInput.id = "composer-file";
+  fileInput.accept = FILE_TYPES.join(",");
+  testid(fileInput, "composer-file");
+  var fileButton = el("label", "attach", T.attach);
+  fileButton.htmlFor = "composer-file";
+  fileButton.title = T.attach_hint;
+  testid(fileButton, "composer-attach");
   var composerRow = el("div", "composer-row");
-  composerRow.append(composerLabel, composerInput, composerSend);
+  composerRow.append(composerLabel, fileInput, fileButton, composerInput, composerSend);
   composer.append(toolbar, composerRow);
 
   convPane.append(convHeader, logWrap, lockBar, composer);
@@ -727,6 +749,11 @@
     }
   });
   noteToggle.addEventListener("change", renderComposerMode);
+  fileInput.addEventListener("change", function () {
+    var file = fileInput.files && fileInput.files[0];
+    fileInput.value = ""; // the same file may be picked again
+    if (file) sendFile(file);
+  });
   cannedSelect.addEventListener("change", insertCanned);
   lockClaim.addEventListener("click", function () {
     if (state.openId) claim(state.openId);
@@ -1563,6 +1590,8 @@
     closeButton.disabled = !mine;
     composerInput.disabled = !mine;
     composerSend.disabled = !mine;
+    fileInput.disabled = !mine;
+    fileButton.classList.toggle("disabled", !mine);
     cannedSelect.disabled = !mine;
     noteToggle.disabled = !mine;
     composer.classList.toggle("locked", !mine);
@@ -1630,8 +1659,9 @@
     return node;
   }
 
-  // Files sent to the customer (an invoice): download links. Only our own file URLs are used,
-  // so a transcript can never carry a javascript: or foreign link into the console.
+  // Files in the transcript (the bot's invoice, the customer's photo, the operator's file):
+  // download links. Only our own file URLs are used, so a transcript can never carry a
+  // javascript: or foreign link into the console.
   function renderFiles(files) {
     var list = el("div", "files");
     files.forEach(function (f) {
@@ -1725,6 +1755,53 @@
         if (error.status === 409) refreshConversation(id);
       }
     });
+  }
+
+  // multipart, so not through api(): the same session cookie and CSRF header.
+  function sendFile(file) {
+    var id = state.openId;
+    if (!id || !state.conv || !isOwn(state.conv) || fileInput.disabled) return;
+    if (file.size > MAX_FILE) {
+      showToast(T.file_too_large, true);
+      return;
+    }
+    var form = new FormData();
+    form.append("file", file, file.name);
+    var headers = { Accept: "application/json" };
+    if (state.csrf) headers["X-CSRF-Token"] = state.csrf;
+    fetch(API + convPath(id, "files"), {
+      method: "POST", headers: headers, body: form, credentials: "same-origin", cache: "no-store",
+    })
+      .then(function (response) {
+        return response.text().then(function (text) {
+          var data = null;
+          try {
+            data = text ? JSON.parse(text) : null;
+          } catch (error) {
+            data = null;
+          }
+          if (!response.ok) throw apiError(response.status, data, null);
+          return data || {};
+        });
+      }, function () {
+        throw apiError(0, null, null);
+      })
+      .then(function (data) {
+        showToast(T.file_sent, false);
+        if (state.openId === id && data.message) {
+          appendEntry(data.message);
+          scrollDown();
+        }
+      })
+      .catch(function (error) {
+        if (error.status === 401 || (error.status === 403 && isCsrfFailure(error.data))) {
+          signedOut(T.session_expired);
+          return;
+        }
+        var why = error.status === 413 ? T.file_too_large
+          : error.status === 415 ? T.file_type : message(error);
+        showToast(T.file_not_sent + " " + why, true);
+      });
   }
 
   function conversationAction(action, done) {
