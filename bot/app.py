@@ -20,6 +20,7 @@ from bot.outages.api import OutageApi
 from bot.requests.api import RequestApi
 from bot.selfservice.billing_events import BillingEvents
 from bot.services import Services, build_services
+from bot.visits.api import VisitApi
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> web.A
             service=built.outages, catalog=built.catalog, token=settings.admin_token
         )
         outage_api.routes(app)
+    if built.visits is not None:
+        VisitApi(built.visits).routes(app)
     add_console_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)

@@ -31,6 +31,7 @@ from bot.dialog.actions.offers import confirm_operation, decline_operation
 from bot.dialog.actions.offices import answer_offices
 from bot.dialog.actions.tariffs import answer_support_contacts, answer_tariffs
 from bot.dialog.actions.termination import request_termination
+from bot.dialog.actions.visits import technician_visit
 from bot.dialog.types import Action
 
 ACTIONS: Mapping[str, Action] = {
@@ -60,4 +61,5 @@ ACTIONS: Mapping[str, Action] = {
     "invoice": send_invoice,
     "confirm_operation": confirm_operation,
     "decline_operation": decline_operation,
+    "technician_visit": technician_visit,
 }
