@@ -53,6 +53,9 @@ from bot.storage.base import Locks, Store
 from bot.storage.files import FileStore, FilesystemFileStore
 from bot.storage.memory_locks import MemoryLocks
 from bot.storage.sqlite import SqliteStore
+from bot.visits.schedule import load_visit_slots
+from bot.visits.service import VISITS, VisitService
+from bot.visits.store import SqliteVisitStore
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +148,7 @@ class Services:
     requests: RequestDesk  # leads, call-backs … that people act on
     requests_webhook: RequestWebhook | None = None  # their mirror in the provider's CRM
     outages: OutageService | None = None  # outages and planned works (bot/outages)
+    visits: VisitService | None = None  # technician visits and their reminders (bot/visits)
 
     async def start(self) -> None:
         """Background work: channels (long polling), unanswered inbounds, unsent replies."""
@@ -162,8 +166,12 @@ class Services:
             log.info("request board: %d earlier requests taken over", imported)
         if self.requests_webhook is not None:
             await self.requests_webhook.start()
+        if self.visits is not None:
+            await self.visits.start()
 
     async def close(self) -> None:
+        if self.visits is not None:
+            await self.visits.close()
         if self.outages is not None:
             await self.outages.close()
             await self.outages.store.close()
@@ -211,6 +219,13 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
     outages = OutageService(store=outage_store, notices=None, seed=known_outages)
     events = EventHub()  # consoles hear of conversations and of requests
     requests, requests_webhook = build_requests(settings, events)
+    visits = VisitService(
+        store=SqliteVisitStore(settings.var_dir / "visits.sqlite3"),
+        slots=load_visit_slots(settings.data_dir, catalog.cities),  # optional file, file:line
+        desk=requests,
+        events=events,
+        wake_webhook=requests_webhook.notify if requests_webhook else lambda: None,
+    )
     engine = DialogEngine(
         config=dialog,
         nlu=nlu,
@@ -231,6 +246,7 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
             # Call-backs fit the calling department's hours, read live from the handoff service.
             DEPARTMENTS: departments_lookup(lambda: handoff.config),
             OUTAGES: outages,
+            VISITS: visits,
         },
     )
     gateway = Gateway(
@@ -271,6 +287,7 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
                               delivers=lambda channel: channel in channels,
                               notify_outbox=outbox.notify)  # fmt: skip
     requests.attach_tell(notices.tell_conversation)
+    visits.attach_tell(notices.tell_conversation)
     outages.attach_notices(
         OutageNotices(outages=outage_store, notices=notices, billing=billing, store=store,
                       catalog=catalog, clock=outages.now)
@@ -278,5 +295,5 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
     return Services(
         settings, catalog, billing, store, locks, translator, nlu, engine, metrics, gateway,
         outbox, ingress, channels, operators, handoff, files, account_actions, oplog, notices,
-        requests, requests_webhook, outages,
+        requests, requests_webhook, outages, visits,
     )  # fmt: skip
