@@ -15,6 +15,7 @@ from bot.config import ConfigError, Settings
 from bot.dialog.actions import ACTIONS
 from bot.dialog.actions.callback import DEPARTMENTS, departments_lookup
 from bot.dialog.actions.invoice import FILES, INVOICE_LABELS, MONEY
+from bot.dialog.actions.troubleshoot import TROUBLESHOOTING, load_trees
 from bot.dialog.engine import INFORM, MENU, DialogEngine
 from bot.dialog.flows import DialogConfig, load_dialog
 from bot.dialog.slots import HINTS, SUGGESTERS, VALIDATORS
@@ -200,6 +201,8 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
     if lacking:
         raise LocaleError(f"{settings.locales_dir}: no message for {', '.join(lacking)}")
     dialog = build_dialog(settings.flows_dir, translator)
+    messages = translator.catalogs["ru"].keys()
+    trees = load_trees(settings.flows_dir / "troubleshooting.yml", messages=messages)
     catalog = load_catalog(settings.data_dir)
     known_outages = load_outages(settings.data_dir, catalog)  # checked at start-up, file:line
     billing = build_billing(settings, catalog, translator)
@@ -246,6 +249,7 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
             # Call-backs fit the calling department's hours, read live from the handoff service.
             DEPARTMENTS: departments_lookup(lambda: handoff.config),
             OUTAGES: outages,
+            TROUBLESHOOTING: trees,  # flows/troubleshooting.yml, checked above
             VISITS: visits,
         },
     )
