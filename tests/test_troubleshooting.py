@@ -387,3 +387,12 @@ def test_a_broken_tree_is_refused_naming_the_file(
         load_trees(broken, messages=_messages())
     assert str(broken) in str(caught.value)
     assert problem in str(caught.value)
+
+
+async def test_a_clear_new_request_leaves_a_step(say: Say) -> None:
+    asked = await say("ts-switch", "интернет медленно работает")
+    skip = next(b["payload"] for b in buttons(asked) if b["title"] == "Пропустить")
+    step = await say("ts-switch", payload=skip)
+    assert buttons(step)  # a step of the tree is open
+    answer = await say("ts-switch", "какой у меня баланс?")
+    assert "убедиться, что это вы" in texts(answer)  # answered as a balance question

@@ -62,7 +62,7 @@ from bot.http import json_response
 from bot.i18n import Translator
 from bot.identity import verify_contract
 from bot.ingress import Ingress
-from bot.models import Attachment, ConversationKey, Inbound, Location, TranscriptEntry
+from bot.models import Attachment, ConversationKey, FileRef, Inbound, Location, TranscriptEntry
 from bot.serialize import attachments_of
 from bot.storage.base import Store
 from bot.storage.files import FileStore
@@ -105,6 +105,12 @@ _dumps = partial(json.dumps, ensure_ascii=False)
 
 class FrameError(ValueError):
     """A malformed client frame: answered with an error frame, nothing recorded."""
+
+
+_CONTENT_TYPES = {
+    "jpg": "image/jpeg", "png": "image/png", "gif": "image/gif", "webp": "image/webp",
+    "pdf": "application/pdf",
+}  # fmt: skip
 
 
 def sniff(head: bytes) -> tuple[str, str] | None:
@@ -469,11 +475,14 @@ class WidgetChannel(Channel):
             session, client_id = fields.get("session", ""), fields.get("id", "")
             if not SESSION_RE.fullmatch(session) or not CLIENT_ID_RE.fullmatch(client_id):
                 raise _UploadRefused(400, "bad_request")
+            # Into the file store as well, so operators open it from the console like files
+            # from the messengers (the uploads folder stays the widget's own record).
+            ref = await self._keep(stored, original)
             inbound = Inbound(
                 key=conversation_key(session),
                 message_id=client_id,
                 kind="attachment",
-                attachments=(Attachment(kind, f"uploads/{stored.name}", original),),
+                attachments=(Attachment(kind, f"uploads/{stored.name}", original, file=ref),),
                 locale=self._locale(fields.get("locale")),
                 raw={"type": "upload", "id": client_id, "file": stored.name, "name": original},
                 received_at=datetime.now(UTC),
@@ -491,6 +500,13 @@ class WidgetChannel(Channel):
             await self._typing(session, conversation_key(session).id)
         file = {"name": original, "kind": kind}
         return _cors(json_response({"id": client_id, "duplicate": not accepted, "file": file}))
+
+    async def _keep(self, path: Path, name: str | None) -> FileRef | None:
+        if self._files is None:
+            return None
+        data = await asyncio.to_thread(path.read_bytes)
+        content_type = _CONTENT_TYPES.get(path.suffix.lstrip("."), "application/octet-stream")
+        return await self._files.put(data, name or path.name, content_type)
 
     async def _read_upload(
         self, request: web.Request

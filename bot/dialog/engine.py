@@ -391,12 +391,6 @@ class _Run:
             # A button of this same flow (or a shared location) answers by itself.
             await self._start(flow, result, base=self.state.slots)
             return True
-        if answered:
-            self.state.pending = None
-            self.state.reasks = 0
-            self.state.misses = 0
-            await self._advance(flow, result)
-            return True
         # Leaving an open question takes a clear new request: "не скажу" to "ваш телефон?" is
         # an answer that did not fit, not a wish to talk about something else.
         switching = (
@@ -404,7 +398,23 @@ class _Run:
             and (result.from_payload or result.confidence >= self.config.switch_threshold)
             and result.intent not in (INFORM,)
             and result.intent not in flow.intents
+            and self.config.flow_for_intent(result.intent) is not None
         )
+        slot = flow.slot(pending)
+        # "Спасибо, заработало" is an answer with manners, not a new request.
+        asks_other = switching and result.intent not in self.config.switch_ignores
+        if answered and asks_other and slot is not None and slot.switchable:
+            # A question that takes any text ("выберите шаг", "какой тариф?") must not swallow
+            # "какой у меня баланс?": a confident request of its own wins.
+            self.state.slots.pop(pending, None)
+            self._end_flow()
+            return False
+        if answered:
+            self.state.pending = None
+            self.state.reasks = 0
+            self.state.misses = 0
+            await self._advance(flow, result)
+            return True
         if switching:
             self._end_flow()
             return False
@@ -413,7 +423,6 @@ class _Run:
             self._end_flow()
             self._offer_operator()
             return True
-        slot = flow.slot(pending)
         if slot is not None:
             self.replies.append(
                 Reply((Text("slot.not_understood"), self._question(slot)), self._suggest(slot))

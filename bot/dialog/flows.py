@@ -37,6 +37,9 @@ class SlotSpec:
     scan: bool = False  # try the validator on the message that starts the flow, not only answers
     from_account: str | None = None  # default from the identified customer's account field
     hint: str | None = None  # parameters for the question, from the catalog ("address_example")
+    # Its validator takes any text: a confident request of another flow leaves the question
+    # instead of being taken as the answer ("какой у меня баланс?" to "выберите шаг").
+    switchable: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +90,8 @@ class DialogConfig:
     decline_words: frozenset[str] = frozenset()
     confirm_fillers: frozenset[str] = frozenset()  # allowed around them ("пожалуйста")
     confirm_max_words: int = 4
+    # Intents that never take a customer away from an open free-text question.
+    switch_ignores: frozenset[str] = frozenset()
     # The whole answer to an open question ("отмена", "нет, не надо") that ends the flow: the
     # message's words, fillers left out, must be one of these phrases.
     cancel_words: frozenset[str] = frozenset()
@@ -111,7 +116,7 @@ def _buttons(raw: Any, where: str) -> tuple[ButtonSpec, ...]:
 
 _SLOT_KEYS = {
     "name", "ask", "entity", "validate", "remember", "suggest", "required", "scan", "from_account",
-    "hint",
+    "hint", "switchable",
 }  # fmt: skip
 _FLOW_KEYS = {
     "intents", "slots", "requires_identity", "action", "reply", "buttons", "handoff", "params",
@@ -160,6 +165,7 @@ def _slot(raw: Any, where: str) -> SlotSpec:
         scan=bool(raw.get("scan", False)),
         from_account=raw.get("from_account"),
         hint=raw.get("hint"),
+        switchable=bool(raw.get("switchable", False)),
     )
 
 
@@ -244,6 +250,7 @@ def load_dialog(
         decline_words=frozenset(str(w) for w in settings.get("decline_words", [])),
         confirm_fillers=frozenset(str(w) for w in settings.get("confirm_fillers", [])),
         confirm_max_words=int(settings.get("confirm_max_words", 4)),
+        switch_ignores=frozenset(str(i) for i in settings.get("switch_ignores", [])),
         cancel_words=frozenset(str(w) for w in settings.get("cancel_words", [])),
         cancel_fillers=frozenset(str(w) for w in settings.get("cancel_fillers", [])),
     )

@@ -461,3 +461,30 @@ async def test_the_widget_in_headless_chromium(live_server: str, widget_services
             assert problems == []
         finally:
             await browser.close()
+
+
+async def test_an_uploaded_file_opens_for_an_operator_from_the_console(
+    wclient: TestClient, widget_services: Services
+) -> None:
+    from bot.handoff.operators import Operator
+    from tests.handoff.test_handoff_api import PASSWORD, OperatorClient
+
+    ws, _ = await hello(wclient)
+    resp = await wclient.post("/api/v1/widget/upload", data=upload_form(PNG))
+    assert resp.status == 200
+    await frames_until(ws, bot_reply)
+    await ws.close()
+    await widget_services.operators.add(Operator("olga", "Ольга"), PASSWORD)
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        operator = OperatorClient(wclient, session)
+        await operator.login("olga")
+        conversation = await operator.get(
+            f"/api/v1/operator/conversations/{conversation_key(SESSION).id}"
+        )
+        files = [a for m in conversation["messages"] for a in m["attachments"]]
+        assert [f["name"] for f in files] == ["photo.png"]
+        async with session.get(wclient.make_url(files[0]["url"])) as got:
+            assert got.status == 200
+            assert await got.read() == PNG
+    anonymous = await wclient.get(files[0]["url"])
+    assert anonymous.status == 401
