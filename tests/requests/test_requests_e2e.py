@@ -1,8 +1,8 @@
 """The «Заявки» view in headless Chromium against the real application on a real port: a
-customer leaves a connection request through the REST channel (a planned house in Bratsk, name,
-phone); it appears in the open view without a reload; the operator opens the phone, takes the
-request, moves it to done with a comment; the customer is told in their conversation. Screenshots
-land in test-artifacts/."""
+customer leaves a connection request in the website widget, in another browser (a planned house
+in Bratsk, consent, name, phone); it appears in the open view without a reload; the operator opens
+the phone, takes the request, moves it to done with a comment; the customer sees the status
+message in the widget. Screenshots land in test-artifacts/."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
 
@@ -31,8 +30,6 @@ BROWSER_ARGS = [
 ]  # fmt: skip
 ARTIFACTS = ROOT / "test-artifacts"
 PASSWORD = "correct horse battery"
-SENDER = "site-e2e-lead"
-CONVERSATION = f"rest:{SENDER}:{SENDER}"
 WAIT = 15_000  # ms
 EXPECTED_ERRORS = re.compile(r"status of 401")  # the console's first GET /me, before signing in
 
@@ -52,38 +49,52 @@ async def live(settings: Settings, demo_nlu: Nlu) -> AsyncIterator[tuple[str, Se
     await services.close()
 
 
-async def customer(http: aiohttp.ClientSession, base: str, **body: Any) -> dict[str, Any]:
-    async with http.post(base + "/api/v1/messages", json={"sender": SENDER, **body}) as resp:
-        assert resp.status == 200, await resp.text()
-        return await resp.json()  # type: ignore[no-any-return]
+ASK = "можно подключить Братск, Обручева 21?"
 
 
-def said(answer: dict[str, Any]) -> str:
-    return "\n".join(reply["text"] for reply in answer["replies"])
+async def open_widget(browser: Any, base: str, problems: list[str]) -> Any:
+    """The provider's site (the gateway's demo page) with the chat open, in its own context."""
+    context = await browser.new_context(locale="ru-RU", viewport={"width": 1100, "height": 900})
+    page = await context.new_page()
+    page.on("pageerror", lambda exc: problems.append(f"widget: {exc}"))
+    page.on(
+        "console",
+        lambda m: problems.append(f"widget: {m.text}") if m.type == "error" else None,
+    )
+    await page.goto(base + "/")
+    await page.get_by_role("button", name="Чат").click()
+    return page
 
 
-async def leave_a_lead(base: str) -> None:
-    async with aiohttp.ClientSession() as http:
-        first = await customer(http, base, text="можно подключить Братск, Обручева 21?")
-        assert "запланировано" in said(first)
-        [button] = [
-            b for r in first["replies"] for b in r["buttons"]
-            if b["payload"].startswith("/coverage_request")
-        ]  # fmt: skip
-        consent = await customer(http, base, payload=button["payload"])
-        [agree] = [b for r in consent["replies"] for b in r["buttons"] if b["title"] == "Согласен"]
-        assert "Как к вам обращаться" in said(await customer(http, base, payload=agree["payload"]))
-        assert "телефон" in said(await customer(http, base, text="Анна"))
-        assert "Заявка" in said(await customer(http, base, text="+7 914 555-12-34"))
+async def type_in_widget(page: Any, text: str) -> None:
+    box = page.get_by_role("textbox", name="Напишите сообщение…")
+    await box.fill(text)
+    await box.press("Enter")
 
 
-async def transcript(base: str) -> list[dict[str, Any]]:
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(f"{base}/api/v1/conversations/{CONVERSATION}/messages") as resp,
-    ):
-        assert resp.status == 200
-        return (await resp.json())["messages"]  # type: ignore[no-any-return]
+def widget_button(page: Any, title: str) -> Any:
+    """A button of the bot's latest answer (older answers lose theirs)."""
+    return page.locator(".msg.from-bot .buttons").get_by_role("button", name=title, exact=True)
+
+
+def bot_said(page: Any, text: str) -> Any:
+    return page.locator(".msg.from-bot").filter(has_text=text)
+
+
+async def leave_a_lead(page: Any) -> None:
+    """A planned house → «Оставить заявку» → «Согласен» → name → phone, as a customer types."""
+    from playwright.async_api import expect
+
+    await type_in_widget(page, ASK)
+    await expect(bot_said(page, "запланировано")).to_have_count(1, timeout=WAIT)
+    await widget_button(page, "Оставить заявку").click()
+    await expect(widget_button(page, "Не согласен")).to_be_visible(timeout=WAIT)
+    await widget_button(page, "Согласен").click()
+    await expect(bot_said(page, "Как к вам обращаться")).to_have_count(1, timeout=WAIT)
+    await type_in_widget(page, "Анна")
+    await expect(bot_said(page, "телефон")).not_to_have_count(0, timeout=WAIT)
+    await type_in_widget(page, "+7 914 555-12-34")
+    await expect(bot_said(page, "Заявка №")).to_have_count(1, timeout=WAIT)
 
 
 @pytest.mark.skipif(
@@ -131,8 +142,10 @@ async def test_a_lead_appears_live_and_is_done_and_the_customer_is_told(
             await expect(view).to_be_visible()
             await expect(view).to_contain_text("Заявок нет", timeout=WAIT)
 
-            # --- the customer leaves a lead; the open view shows it without a reload --------
-            await leave_a_lead(base)
+            # --- the customer leaves a lead in the widget; the view shows it without a reload
+            widget = await open_widget(browser, base, problems)
+            await leave_a_lead(widget)
+            await widget.screenshot(path=str(ARTIFACTS / "widget-lead.png"))
             items = tid("requests-list").get_by_test_id("request-item")
             await expect(items).to_have_count(1, timeout=WAIT)
             item = items.first
@@ -144,6 +157,9 @@ async def test_a_lead_appears_live_and_is_done_and_the_customer_is_told(
             await expect(item).to_contain_text("ул. Обручева, 21")
             await expect(item).not_to_contain_text("5551234")
             [record] = await services.requests.board.find()
+            assert record.conversation_id.startswith("widget:")
+            assert record.details["consent_channel"] == "widget"
+            await expect(bot_said(widget, f"Заявка № {record.id}")).to_have_count(1)
             await expect(tid("requests-export")).to_have_attribute(
                 "href", "/api/v1/operator/requests.csv"
             )
@@ -195,6 +211,13 @@ async def test_a_lead_appears_live_and_is_done_and_the_customer_is_told(
             await expect(history.nth(4)).to_contain_text("Подключено, договор 7512")
             await page.screenshot(path=str(ARTIFACTS / "console-requests-done.png"))
 
+            # The customer sees it in the widget they left the request in (no reload).
+            done = f"Заявка № {record.id} на подключение выполнена. Спасибо, что выбрали нас!"
+            await expect(widget.locator(".msg.from-system .text")).to_have_text(
+                [done], timeout=WAIT
+            )
+            await widget.screenshot(path=str(ARTIFACTS / "widget-lead-done.png"))
+
             # A reload shows the same (the page holds nothing the server does not).
             await page.reload()
             await tid("view-requests").click()
@@ -208,6 +231,6 @@ async def test_a_lead_appears_live_and_is_done_and_the_customer_is_told(
     assert (stored.status, stored.assignee, stored.comment) == (
         "done", "anna", "Подключено, договор 7512",
     )  # fmt: skip
-    told = [m["text"] for m in await transcript(base) if m["from"] == "system"]
-    assert told == [f"Заявка № {record.id} на подключение выполнена. Спасибо, что выбрали нас!"]
+    messages = await services.store.messages(record.conversation_id)
+    assert [m.text for m in messages if m.sender == "system"] == [done]
     assert problems == []

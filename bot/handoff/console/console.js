@@ -337,6 +337,42 @@
       },
       by_bot: "бот",
       arrived: "Новая заявка: {what}",
+      // A `visit` record: the technician's visit itself, moved or cancelled from here.
+      visit: {
+        heading: "Визит мастера",
+        window: "Когда (время города)",
+        problem: "Проблема",
+        address: "Адрес",
+        fee: "Стоимость выезда",
+        free: "бесплатно",
+        moved_from: "Перенесён из заявки № {id}",
+        closed: "Визит уже не действует: заявка закрыта.",
+        move: "Перенести…",
+        cancel: "Отменить визит",
+        new_window: "Новое время",
+        loading_windows: "Загружаем свободное время…",
+        no_windows: "Свободного времени на ближайшие две недели нет.",
+        confirm_move: "Перенести",
+        cancel_question: "Отменить визит мастера? Клиенту придёт сообщение об отмене.",
+        confirm_cancel: "Да, отменить визит",
+        back: "Не отменять",
+        close_form: "Закрыть",
+        moved: "Визит перенесён: {when}. Клиенту отправлено сообщение.",
+        cancelled: "Визит отменён. Клиенту отправлено сообщение.",
+        weekdays: ["вс", "пн", "вт", "ср", "чт", "пт", "сб"],
+        months: [
+          "января", "февраля", "марта", "апреля", "мая", "июня",
+          "июля", "августа", "сентября", "октября", "ноября", "декабря",
+        ],
+        errors: {
+          taken: "Это время уже заняли: все бригады на него записаны. Выберите другое.",
+          past: "Это время уже началось или прошло. Выберите другое.",
+          unknown: "Такого времени нет в расписании. Обновите список.",
+          not_booked: "Визит уже перенесён или отменён. Заявка обновлена.",
+          not_found: "Визит не найден.",
+          bad_request: "Сервер не принял запрос.",
+        },
+      },
     },
     errors: {
       network: "Сервер недоступен. Проверьте связь.",
@@ -384,6 +420,8 @@
     requestsUnseen: 0, // arrived while the operator looked at conversations
     requestOpen: null, // the id shown in the detail pane
     requestPhones: {}, // phones the operator opened, by request id (this page only)
+    visitPanel: null, // {requestId, visitId, mode: "move"|"cancel", busy}: the open visit form
+    visitResult: null, // {requestId, text}: what the last move/cancel did, shown on that record
     claiming: false,
     unread: {},
     openId: null,
@@ -651,9 +689,39 @@
   );
   var reqHistory = el("ol", "req-history");
   testid(reqHistory, "request-history");
+  // A `visit` record: the visit with «Перенести…» / «Отменить визит» (renderVisit below).
+  var reqVisit = el("section", "req-visit");
+  testid(reqVisit, "request-visit");
+  reqVisit.setAttribute("aria-label", T.req.visit.heading);
+  reqVisit.hidden = true;
+  var reqVisitFacts = el("dl", "facts");
+  testid(reqVisitFacts, "visit-facts");
+  var reqVisitNote = el("p", "muted");
+  testid(reqVisitNote, "visit-note");
+  var reqVisitButtons = el("div", "req-buttons");
+  var reqVisitMove = button(T.req.visit.move, "visit-move");
+  var reqVisitCancel = button(T.req.visit.cancel, "visit-cancel");
+  reqVisitCancel.className = "danger";
+  reqVisitButtons.append(reqVisitMove, reqVisitCancel);
+  var reqVisitPanel = el("div", "visit-panel");
+  testid(reqVisitPanel, "visit-panel");
+  reqVisitPanel.hidden = true;
+  var reqVisitResult = el("p", "visit-result");
+  reqVisitResult.setAttribute("role", "status");
+  testid(reqVisitResult, "visit-result");
+  reqVisitResult.hidden = true;
+  reqVisit.append(
+    el("h3", null, T.req.visit.heading),
+    reqVisitFacts,
+    reqVisitNote,
+    reqVisitResult,
+    reqVisitButtons,
+    reqVisitPanel
+  );
   reqDetail.append(
     reqTitle,
     reqFacts,
+    reqVisit,
     reqButtons,
     reqForm,
     el("h3", null, T.req.history),
@@ -827,6 +895,8 @@
     changeRequest({ assignee: null });
   });
   reqOpenConversation.addEventListener("click", openRequestConversation);
+  reqVisitMove.addEventListener("click", startVisitMove);
+  reqVisitCancel.addEventListener("click", startVisitCancel);
 
   boot();
 
@@ -2629,7 +2699,7 @@
       ["contract", record.contract],
       ["city", record.city_id],
       ["address", record.address],
-      ["details", detailsText(record.details)],
+      ["details", record.kind === "visit" ? "" : detailsText(record.details)],
       ["attachments", attachmentNames(record.attachments)],
       ["assignee", record.assignee || T.req.nobody],
       ["conversation", record.conversation_id],
@@ -2640,6 +2710,7 @@
       dd.dataset.field = fact[0];
       reqFacts.append(el("dt", null, T.req.fields[fact[0]]), dd);
     });
+    renderVisit(record);
     reqShowPhone.hidden = !record.phone || !!state.requestPhones[record.id];
     reqTake.hidden = record.assignee === (state.me && state.me.login);
     reqRelease.hidden = !record.assignee;
@@ -2745,6 +2816,278 @@
     if (!record) return;
     showView("conversations");
     openConversation(record.conversation_id);
+  }
+
+  // --- a technician's visit in the «Заявки» detail (docs/visits.md, operator API) ----------
+  // The record's details carry the visit: visit_id, window (in the city's time), problem, fee.
+  // Moving closes this record and opens a new one (moved_from), which is then shown.
+  function visitOf(record) {
+    var details = record && record.kind === "visit" ? record.details || {} : null;
+    if (!details || typeof details.visit_id !== "number") return null;
+    return details;
+  }
+
+  function visitOpen(record) {
+    return record.status === "new" || record.status === "in_progress";
+  }
+
+  function renderVisit(record) {
+    var visit = visitOf(record);
+    var panel = state.visitPanel;
+    if (panel && (!visit || panel.requestId !== record.id)) closeVisitPanel();
+    if (state.visitResult && state.visitResult.requestId !== record.id) state.visitResult = null;
+    reqVisit.hidden = !visit;
+    if (!visit) return;
+    reqVisit.dataset.visitId = String(visit.visit_id);
+    reqVisitFacts.textContent = "";
+    var fee = Number(visit.fee_rub);
+    var facts = [
+      ["window", visitWindowText(visit.window)],
+      ["problem", visit.problem],
+      ["address", record.address],
+      ["fee", visit.fee_rub === undefined ? "" : fee === 0 ? T.req.visit.free : money(fee)],
+    ];
+    facts.forEach(function (fact) {
+      if (!fact[1]) return;
+      var dd = el("dd", null, fact[1]);
+      dd.dataset.field = fact[0];
+      reqVisitFacts.append(el("dt", null, T.req.visit[fact[0]]), dd);
+    });
+    var open = visitOpen(record);
+    var notes = [];
+    if (visit.moved_from) notes.push(T.req.visit.moved_from.replace("{id}", visit.moved_from));
+    if (!open) notes.push(T.req.visit.closed);
+    reqVisitNote.textContent = notes.join(" ");
+    reqVisitNote.hidden = !notes.length;
+    var result = state.visitResult;
+    reqVisitResult.textContent = result ? result.text : "";
+    reqVisitResult.hidden = !result;
+    reqVisitResult.classList.toggle("form-error", !!(result && result.error));
+    reqVisitButtons.hidden = !open;
+    var busy = !!(state.visitPanel && state.visitPanel.busy);
+    reqVisitMove.disabled = busy;
+    reqVisitCancel.disabled = busy;
+    if (!open && state.visitPanel && !state.visitPanel.busy) closeVisitPanel();
+  }
+
+  // "2026-03-12 09:00–11:00 (Asia/Chita)" → "чт, 12 марта 2026, 09:00–11:00 (Asia/Chita)"
+  function visitWindowText(value) {
+    var text = String(value || "");
+    var match = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}:\d{2})–(\d{2}:\d{2})(.*)$/.exec(text);
+    if (!match) return text;
+    return calendarDay(match[1], match[2], match[3], true) + ", " + match[4] + "–" + match[5] +
+      match[6];
+  }
+
+  // A window of the windows endpoint: ISO times with the city's offset, shown as they are.
+  function windowLabel(slot) {
+    var start = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}:\d{2})/.exec(String(slot.starts_at || ""));
+    var end = /T(\d{2}:\d{2})/.exec(String(slot.ends_at || ""));
+    if (!start) return String(slot.id);
+    return calendarDay(start[1], start[2], start[3], false) + ", " + start[4] +
+      (end ? "–" + end[1] : "");
+  }
+
+  function calendarDay(year, month, day, withYear) {
+    var date = new Date(Date.UTC(Number(year), Number(month) - 1, Number(day)));
+    var text = T.req.visit.weekdays[date.getUTCDay()] + ", " + Number(day) + " " +
+      T.req.visit.months[Number(month) - 1];
+    return withYear ? text + " " + year : text;
+  }
+
+  function visitPath(visitId, tail) {
+    return "/visits/" + encodeURIComponent(String(visitId)) + (tail || "");
+  }
+
+  function openVisitPanel(mode) {
+    var record = state.requestOpen === null ? null : findRequest(state.requestOpen);
+    var visit = visitOf(record);
+    if (!visit || !visitOpen(record)) return null;
+    if (state.visitPanel && state.visitPanel.busy) return null;
+    state.visitResult = null;
+    reqVisitResult.hidden = true;
+    state.visitPanel = { requestId: record.id, visitId: visit.visit_id, mode: mode, busy: false };
+    reqVisitPanel.textContent = "";
+    reqVisitPanel.dataset.mode = mode;
+    reqVisitPanel.hidden = false;
+    return state.visitPanel;
+  }
+
+  function closeVisitPanel() {
+    state.visitPanel = null;
+    reqVisitPanel.textContent = "";
+    reqVisitPanel.hidden = true;
+    delete reqVisitPanel.dataset.mode;
+    reqVisitMove.disabled = false;
+    reqVisitCancel.disabled = false;
+  }
+
+  function setVisitBusy(panel, busy) {
+    panel.busy = busy;
+    reqVisitMove.disabled = busy;
+    reqVisitCancel.disabled = busy;
+    Array.prototype.forEach.call(reqVisitPanel.querySelectorAll("button, select"), function (node) {
+      node.disabled = busy;
+    });
+  }
+
+  function startVisitMove() {
+    var panel = openVisitPanel("move");
+    if (!panel) return;
+    loadVisitWindows(panel, null);
+  }
+
+  // reason: why the windows are loaded again ("taken", "past", "unknown"), shown above them.
+  function loadVisitWindows(panel, reason) {
+    reqVisitPanel.textContent = "";
+    if (reason) reqVisitPanel.appendChild(visitProblem(T.req.visit.errors[reason], reason));
+    var loading = el("p", "muted", T.req.visit.loading_windows);
+    reqVisitPanel.appendChild(loading);
+    setVisitBusy(panel, true);
+    api("GET", visitPath(panel.visitId, "/windows"))
+      .then(function (data) {
+        if (state.visitPanel !== panel) return;
+        setVisitBusy(panel, false);
+        loading.remove();
+        var windows = Array.isArray(data.windows) ? data.windows : [];
+        if (!windows.length) {
+          var none = el("p", "muted", T.req.visit.no_windows);
+          testid(none, "visit-no-windows");
+          reqVisitPanel.append(none, visitPanelRow([]));
+          return;
+        }
+        var pick = el("select");
+        pick.id = "visit-window";
+        testid(pick, "visit-window");
+        windows.forEach(function (slot) {
+          pick.appendChild(option(slot.id, windowLabel(slot)));
+        });
+        var confirm = button(T.req.visit.confirm_move, "visit-move-confirm");
+        confirm.className = "primary";
+        confirm.addEventListener("click", function () {
+          var chosen = pick.options[pick.selectedIndex];
+          if (chosen) moveVisit(panel, chosen.value, chosen.textContent);
+        });
+        reqVisitPanel.append(field(T.req.visit.new_window, pick), visitPanelRow([confirm]));
+      })
+      .catch(function (error) {
+        if (state.visitPanel !== panel) return;
+        setVisitBusy(panel, false);
+        loading.remove();
+        visitFailed(panel, error);
+      });
+  }
+
+  function visitPanelRow(buttons) {
+    var row = el("div", "req-buttons");
+    var close = button(T.req.visit.close_form, "visit-panel-close");
+    close.addEventListener("click", function () {
+      if (state.visitPanel && !state.visitPanel.busy) closeVisitPanel();
+    });
+    buttons.forEach(function (node) {
+      row.appendChild(node);
+    });
+    row.appendChild(close);
+    return row;
+  }
+
+  function moveVisit(panel, windowId, label) {
+    setVisitBusy(panel, true);
+    api("POST", visitPath(panel.visitId), { action: "move", window: windowId })
+      .then(function (data) {
+        var moved = data.visit || {};
+        var next = typeof moved.request_id === "number" ? moved.request_id : panel.requestId;
+        visitDone(panel, next, T.req.visit.moved.replace("{when}", label));
+      })
+      .catch(function (error) {
+        if (state.visitPanel !== panel) return;
+        setVisitBusy(panel, false);
+        var reason = visitReason(error);
+        // The window went meanwhile: fresh windows with the reason above them.
+        if (reason === "taken" || reason === "past" || reason === "unknown") {
+          loadVisitWindows(panel, reason);
+        } else visitFailed(panel, error);
+      });
+  }
+
+  function startVisitCancel() {
+    var panel = openVisitPanel("cancel");
+    if (!panel) return;
+    var question = el("p", "visit-question", T.req.visit.cancel_question);
+    testid(question, "visit-cancel-question");
+    var confirm = button(T.req.visit.confirm_cancel, "visit-cancel-confirm");
+    confirm.className = "danger";
+    var back = button(T.req.visit.back, "visit-cancel-back");
+    confirm.addEventListener("click", function () {
+      cancelVisit(panel);
+    });
+    back.addEventListener("click", function () {
+      if (!panel.busy) closeVisitPanel();
+    });
+    var row = el("div", "req-buttons");
+    row.append(confirm, back);
+    reqVisitPanel.append(question, row);
+    back.focus();
+  }
+
+  function cancelVisit(panel) {
+    setVisitBusy(panel, true);
+    api("POST", visitPath(panel.visitId), { action: "cancel" })
+      .then(function () {
+        visitDone(panel, panel.requestId, T.req.visit.cancelled);
+      })
+      .catch(function (error) {
+        if (state.visitPanel !== panel) return;
+        setVisitBusy(panel, false);
+        visitFailed(panel, error);
+      });
+  }
+
+  function visitDone(panel, requestId, text) {
+    if (state.visitPanel === panel) closeVisitPanel();
+    state.requestOpen = requestId;
+    state.visitResult = { requestId: requestId, text: text };
+    showToast(text);
+    loadRequests();
+  }
+
+  function visitReason(error) {
+    var said = String((error && error.data && error.data.error) || "");
+    var match = /cannot move: (\w+)/.exec(said);
+    if (match) return match[1];
+    if (error && error.status === 409) return "not_booked";
+    return "";
+  }
+
+  function visitFailed(panel, error) {
+    if (error && error.handled) {
+      closeVisitPanel();
+      return;
+    }
+    var reason = visitReason(error);
+    var errors = T.req.visit.errors;
+    var text;
+    if (errors[reason]) text = errors[reason];
+    else if (error && error.status === 404) text = errors.not_found;
+    else if (error && error.status === 400) text = errors.bad_request;
+    else text = message(error || {});
+    if (reason === "not_booked") {
+      // The board has moved on (the customer or another operator): the record as it is now.
+      closeVisitPanel();
+      state.visitResult = { requestId: panel.requestId, text: text, error: true };
+      loadRequests();
+      return;
+    }
+    reqVisitPanel.textContent = "";
+    reqVisitPanel.append(visitProblem(text, reason), visitPanelRow([]));
+  }
+
+  function visitProblem(text, reason) {
+    var problem = el("p", "form-error", text);
+    problem.setAttribute("role", "alert");
+    testid(problem, "visit-error");
+    if (reason) problem.dataset.reason = reason;
+    return problem;
   }
 
   function option(value, text) {
