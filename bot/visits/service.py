@@ -175,7 +175,15 @@ class VisitService:
         # The board keeps one record per booked time: the old one is closed, a new one names the
         # new window (and the one it replaces), so operators never act on a stale time.
         await self._close_record(visit.request_id, by=by)
-        request_id = await self._board_record(moved.visit, moved_from=visit.request_id)
+        # The new record keeps the phone the customer can be called on.
+        old = (
+            await self._desk.board.get(visit.request_id)
+            if self._desk is not None and visit.request_id is not None
+            else None
+        )
+        request_id = await self._board_record(
+            moved.visit, phone=old.phone if old else None, moved_from=visit.request_id
+        )
         return Booked(await self._with_request(moved.visit, request_id))
 
     async def cancel(self, visit_id: int, *, by: str) -> Visit | None:

@@ -123,6 +123,8 @@ async def test_operator_moves_and_cancels_and_the_customer_is_told(
     assert new is not None
     assert (old.status, old.history[-1].by) == ("cancelled", "anna")
     assert new.details["window"].startswith("2026-03-12 13:00")
+    assert new.phone is not None
+    assert new.phone == old.phone  # the customer can still be called
 
     status, body = await anna.post(f"/api/v1/operator/visits/{shown['id']}", {"action": "cancel"})
     assert (status, body["visit"]["status"]) == (200, "cancelled")
