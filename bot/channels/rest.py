@@ -15,9 +15,10 @@ from aiohttp import web
 
 from bot.files import file_response
 from bot.gateway import Gateway
+from bot.handoff.messages import files_json
 from bot.http import json_response
 from bot.identity import verify_contract
-from bot.models import ConversationKey, FileRef, Inbound, Location, RenderedReply
+from bot.models import ConversationKey, Inbound, Location, RenderedReply
 from bot.serialize import attachments_of
 from bot.storage.base import Store
 from bot.storage.files import FileStore
@@ -111,20 +112,11 @@ def parse_message(body: Any) -> tuple[Inbound, Mapping[str, Any] | None]:
     return inbound, identity
 
 
-def _files_json(refs: tuple[FileRef, ...]) -> list[dict[str, Any]]:
-    """Files as the REST channel shows them: downloaded with the same credentials."""
-    return [
-        {"name": f.name, "content_type": f.content_type, "size": f.size,
-         "url": f"{FILES_PATH}/{f.file_id}"}
-        for f in refs
-    ]  # fmt: skip
-
-
 def _reply_json(reply: RenderedReply) -> dict[str, Any]:
     return {
         "text": reply.text,
         "buttons": [{"title": b.title, "payload": b.payload} for b in reply.buttons],
-        "attachments": _files_json(reply.attachments),
+        "attachments": files_json(reply.attachments, FILES_PATH),
     }
 
 
@@ -200,7 +192,7 @@ class RestChannel:
                         "text": e.text,
                         "at": e.at.isoformat(),
                         "buttons": [{"title": b.title, "payload": b.payload} for b in e.buttons],
-                        "attachments": _files_json(attachments_of(e.meta)),
+                        "attachments": files_json(attachments_of(e.meta), FILES_PATH),
                     }
                     for e in entries
                 ],

@@ -10,10 +10,12 @@ from bot.serialize import attachments_of
 FILES_PATH = "/api/v1/operator/files"
 
 
-def files_json(refs: tuple[FileRef, ...]) -> list[dict[str, object]]:
+def files_json(refs: tuple[FileRef, ...], base: str = FILES_PATH) -> list[dict[str, object]]:
+    """Files as an API shows them: each downloaded from ``base``/id with that API's own
+    credentials (the operator's session here, the REST token in the REST channel)."""
     return [
         {"name": f.name, "content_type": f.content_type, "size": f.size,
-         "url": f"{FILES_PATH}/{f.file_id}"}
+         "url": f"{base}/{f.file_id}"}
         for f in refs
     ]  # fmt: skip
 

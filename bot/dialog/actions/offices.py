@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.catalog.addresses import street_core
+from bot.catalog.catalog import NearbyOffice
 from bot.catalog.models import Office, OfficeKind
 from bot.dialog.actions.render import mentions, office_block
 from bot.dialog.types import ActionContext, ActionResult
@@ -51,16 +52,7 @@ async def answer_offices(ctx: ActionContext) -> ActionResult:
             nearby = nearby[:1]
         else:
             nearby = [n for n in nearby if n.distance_km <= radius]
-        blocks = [
-            office_block(
-                n.office,
-                ctx.catalog.hours[n.office.office_id],
-                ctx.now,
-                ctx.catalog.cities[n.office.city_id].timezone,
-                distance_km=n.distance_km,
-            )
-            for n in nearby
-        ]
+        blocks = _near_blocks(ctx, nearby)
         switch = Button(
             Text(f"button.show_{other}s"),
             make_payload("offices", {"kind": other, "location": ctx.slots.get("location")}),
@@ -115,6 +107,21 @@ async def answer_offices(ctx: ActionContext) -> ActionResult:
     )
 
 
+def _near_blocks(ctx: ActionContext, nearby: list[NearbyOffice]) -> list[Text]:
+    """Offices near a shared location, each with its hours in its own city's time and the
+    distance."""
+    return [
+        office_block(
+            n.office,
+            ctx.catalog.hours[n.office.office_id],
+            ctx.now,
+            ctx.catalog.cities[n.office.city_id].timezone,
+            distance_km=n.distance_km,
+        )
+        for n in nearby
+    ]
+
+
 def _takes_payments(office: Office) -> bool:
     return "payment" in office.services
 
@@ -129,16 +136,7 @@ def _pay_without_terminal(
     ][:3]
     how = Button(Text("button.how_to_pay"), "/payment_method")
     if near:
-        blocks = [
-            office_block(
-                n.office,
-                ctx.catalog.hours[n.office.office_id],
-                ctx.now,
-                ctx.catalog.cities[n.office.city_id].timezone,
-                distance_km=n.distance_km,
-            )
-            for n in near
-        ]
+        blocks = _near_blocks(ctx, near)
         reply = Reply((Text("offices.pay_in_office.near"), *blocks), (how,))
     else:
         parts: list[Text] = [Text("offices.pay_online")]
