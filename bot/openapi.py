@@ -466,6 +466,23 @@ def openapi_document() -> dict[str, Any]:
             "/api/v1/operator/files/{file_id}": _file_path(
                 "A file sent to a customer (operator session)", "no session"
             ),
+            "/api/v1/operator/conversations/{conversation_id}/files": {
+                "post": {
+                    "summary": "An operator sends a file to the customer of a conversation they "
+                    "have, through the customer's channel",
+                    "description": "multipart/form-data: `file` (images, PDF, office documents; "
+                    "at most 20 MB, the type judged by the content) and optional `text`; header "
+                    "X-CSRF-Token.",
+                    "responses": {
+                        "200": {"description": "sent (the transcript line with the file)"},
+                        "401": _err("no session"),
+                        "403": _err("no CSRF token or another site"),
+                        "409": _err("the conversation is not the operator's"),
+                        "413": _err("the file is too large"),
+                        "415": _err("the file type is not allowed"),
+                    },
+                }
+            },
             "/files/{file_id}/{token}": _file_path(
                 "Public signed, expiring link to a file (Viber, links instead of large files)",
                 "never: a bad or expired token is a 404",
