@@ -23,6 +23,8 @@ from bot.handoff.operators import Operator
 from bot.intents.nlu import Nlu
 from bot.services import Services, build_services
 from tests.conftest import ROOT, identity
+from tests.console_browser import SIGN_IN_401 as EXPECTED_ERRORS
+from tests.console_browser import WAIT, collect_errors, sign_in
 
 CHROMIUM = Path("/usr/bin/chromium")
 HAVE_PLAYWRIGHT = importlib.util.find_spec("playwright") is not None
@@ -34,8 +36,6 @@ ARTIFACTS = ROOT / "test-artifacts"
 PASSWORD = "correct horse battery"
 BLOCKED = "750045678924"  # a demo account in Chita, -450 ₽, blocked
 SENDER = "site-e2e-actions"
-WAIT = 15_000  # ms
-EXPECTED_ERRORS = re.compile(r"status of 401")  # the console's first GET /me, before signing in
 
 
 @pytest.fixture
@@ -90,21 +90,9 @@ async def test_operator_gives_a_promised_payment_from_the_card(
                 locale="ru-RU", viewport={"width": 1400, "height": 950}
             )
             page = await context.new_page()
-            page.on("pageerror", lambda exc: problems.append(str(exc)))
-            page.on(
-                "console",
-                lambda m: (
-                    problems.append(m.text)
-                    if m.type == "error" and not EXPECTED_ERRORS.search(m.text)
-                    else None
-                ),
-            )
+            collect_errors(page, problems, EXPECTED_ERRORS)
             tid = page.get_by_test_id
-            await page.goto(base + "/operator/")
-            await tid("login-input").fill("anna")
-            await tid("password-input").fill(PASSWORD)
-            await tid("login-submit").click()
-            await expect(tid("login-form")).to_be_hidden(timeout=WAIT)
+            await sign_in(page, base, "anna", PASSWORD)
 
             waiting = tid("queue-list").get_by_test_id("queue-item")
             await expect(waiting).to_have_count(1, timeout=WAIT)

@@ -20,6 +20,8 @@ from bot.handoff.operators import Operator
 from bot.intents.nlu import Nlu
 from bot.services import Services, build_services
 from tests.conftest import ROOT
+from tests.console_browser import SIGN_IN_401 as EXPECTED_ERRORS
+from tests.console_browser import WAIT, collect_errors, sign_in
 
 CHROMIUM = Path("/usr/bin/chromium")
 HAVE_PLAYWRIGHT = importlib.util.find_spec("playwright") is not None
@@ -30,8 +32,6 @@ BROWSER_ARGS = [
 ARTIFACTS = ROOT / "test-artifacts"
 PASSWORD = "correct horse battery"
 CONTRACT = "380300112233"  # a demo account in Bratsk
-WAIT = 15_000  # ms for every expectation: room for a slow machine, instant when all is well
-EXPECTED_ERRORS = re.compile(r"status of 401")  # the console's first GET /me, before signing in
 
 
 @pytest.fixture
@@ -81,15 +81,7 @@ async def test_customer_and_operator_talk_then_the_bot_takes_over_again(
     loads: dict[str, list[str]] = {"widget": [], "console": []}
 
     def watch(page: Page, who: str) -> None:
-        page.on("pageerror", lambda exc: problems.append(f"{who}: {exc}"))
-        page.on(
-            "console",
-            lambda m: (
-                problems.append(f"{who}: {m.text}")
-                if m.type == "error" and not EXPECTED_ERRORS.search(m.text)
-                else None
-            ),
-        )
+        collect_errors(page, problems, EXPECTED_ERRORS, who)
         page.on("websocket", lambda ws: sockets[who].append(ws.url))
         page.on("load", lambda p: loads[who].append(p.url))
 
@@ -136,11 +128,7 @@ async def test_customer_and_operator_talk_then_the_bot_takes_over_again(
             console = await operator.new_page()
             watch(console, "console")
             tid = console.get_by_test_id
-            await console.goto(base + "/operator/")
-            await tid("login-input").fill("anna")
-            await tid("password-input").fill(PASSWORD)
-            await tid("login-submit").click()
-            await expect(tid("login-form")).to_be_hidden(timeout=WAIT)
+            await sign_in(console, base, "anna", PASSWORD)
             await expect(console.get_by_role("banner")).to_contain_text("Анна", timeout=WAIT)
 
             waiting = tid("queue-list").get_by_test_id("queue-item")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,14 +28,14 @@ from bot.handoff.operators import Operator
 from bot.intents.nlu import Nlu
 from bot.services import Services, build_services
 from tests.conftest import ROOT
+from tests.console_browser import SIGN_IN_401 as EXPECTED_ERRORS
+from tests.console_browser import WAIT, collect_errors, sign_in
 from tests.fakes.telegram import FakeTelegram
 
 CHROMIUM = Path("/usr/bin/chromium")
 HAVE_PLAYWRIGHT = importlib.util.find_spec("playwright") is not None
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
 ARTIFACTS = ROOT / "test-artifacts"
-EXPECTED_ERRORS = re.compile(r"status of 401")  # the console's first GET /me, before signing in
-WAIT = 15_000
 
 TOKEN = "123456:TEST-token"
 SECRET = "operator-files-secret"
@@ -220,21 +219,9 @@ async def test_the_console_shows_customer_files_and_sends_one_with_the_upload_co
                 locale="ru-RU", viewport={"width": 1400, "height": 850}
             )
             console = await context.new_page()
-            console.on("pageerror", lambda exc: problems.append(str(exc)))
-            console.on(
-                "console",
-                lambda m: (
-                    problems.append(m.text)
-                    if m.type == "error" and not EXPECTED_ERRORS.search(m.text)
-                    else None
-                ),
-            )
+            collect_errors(console, problems, EXPECTED_ERRORS)
             tid = console.get_by_test_id
-            await console.goto(live.base + "/operator/")
-            await tid("login-input").fill("anna")
-            await tid("password-input").fill(PASSWORD)
-            await tid("login-submit").click()
-            await expect(tid("login-form")).to_be_hidden(timeout=WAIT)
+            await sign_in(console, live.base, "anna", PASSWORD)
 
             waiting = tid("queue-list").get_by_test_id("queue-item")
             await expect(waiting).to_have_count(1, timeout=WAIT)

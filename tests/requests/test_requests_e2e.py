@@ -7,7 +7,6 @@ message in the widget. Screenshots land in test-artifacts/."""
 from __future__ import annotations
 
 import importlib.util
-import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,8 @@ from bot.handoff.operators import Operator
 from bot.intents.nlu import Nlu
 from bot.services import Services, build_services
 from tests.conftest import ROOT
+from tests.console_browser import SIGN_IN_401 as EXPECTED_ERRORS
+from tests.console_browser import WAIT, collect_errors, sign_in
 
 CHROMIUM = Path("/usr/bin/chromium")
 HAVE_PLAYWRIGHT = importlib.util.find_spec("playwright") is not None
@@ -30,8 +31,6 @@ BROWSER_ARGS = [
 ]  # fmt: skip
 ARTIFACTS = ROOT / "test-artifacts"
 PASSWORD = "correct horse battery"
-WAIT = 15_000  # ms
-EXPECTED_ERRORS = re.compile(r"status of 401")  # the console's first GET /me, before signing in
 
 
 @pytest.fixture
@@ -118,21 +117,9 @@ async def test_a_lead_appears_live_and_is_done_and_the_customer_is_told(
                 locale="ru-RU", viewport={"width": 1400, "height": 950}
             )
             page = await context.new_page()
-            page.on("pageerror", lambda exc: problems.append(str(exc)))
-            page.on(
-                "console",
-                lambda m: (
-                    problems.append(m.text)
-                    if m.type == "error" and not EXPECTED_ERRORS.search(m.text)
-                    else None
-                ),
-            )
+            collect_errors(page, problems, EXPECTED_ERRORS)
             tid = page.get_by_test_id
-            await page.goto(base + "/operator/")
-            await tid("login-input").fill("anna")
-            await tid("password-input").fill(PASSWORD)
-            await tid("login-submit").click()
-            await expect(tid("login-form")).to_be_hidden(timeout=WAIT)
+            await sign_in(page, base, "anna", PASSWORD)
             await expect(tid("connection-indicator")).to_have_attribute(
                 "data-state", "online", timeout=WAIT
             )

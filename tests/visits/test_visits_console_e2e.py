@@ -24,6 +24,7 @@ from bot.intents.nlu import Nlu
 from bot.services import Services, build_services
 from tests.channels.test_widget import BROWSER_ARGS, CHROMIUM, HAVE_PLAYWRIGHT
 from tests.conftest import ROOT, identity, texts
+from tests.console_browser import WAIT, collect_errors, sign_in
 from tests.visits.conftest import CHITA, CHITA_2, CHITA_3, CHITA_4, NOW, Clock, visit_buttons
 
 pytestmark = pytest.mark.skipif(
@@ -37,7 +38,6 @@ PASSWORD = "correct horse battery"
 SENDER = "visit-e2e"
 CONVERSATION = f"rest:{SENDER}:{SENDER}"
 PROBLEM = "нужен мастер, роутер не включается"
-WAIT = 15_000  # ms
 EXPECTED_ERRORS = re.compile(r"status of (401|400)")  # the first GET /me; the refused move
 FIRST = "2026-03-10T15:00:00+09:00"  # Tuesday's 15:00 in Chita: the customer's window
 
@@ -151,21 +151,9 @@ async def test_the_operator_moves_and_cancels_a_visit_in_the_console(
                     viewport={"width": 1400, "height": 950},
                 )  # fmt: skip
                 page = await context.new_page()
-                page.on("pageerror", lambda exc: problems.append(str(exc)))
-                page.on(
-                    "console",
-                    lambda m: (
-                        problems.append(m.text)
-                        if m.type == "error" and not EXPECTED_ERRORS.search(m.text)
-                        else None
-                    ),
-                )
+                collect_errors(page, problems, EXPECTED_ERRORS)
                 tid = page.get_by_test_id
-                await page.goto(base + "/operator/")
-                await tid("login-input").fill("anna")
-                await tid("password-input").fill(PASSWORD)
-                await tid("login-submit").click()
-                await expect(tid("login-form")).to_be_hidden(timeout=WAIT)
+                await sign_in(page, base, "anna", PASSWORD)
                 await expect(tid("connection-indicator")).to_have_attribute(
                     "data-state", "online", timeout=WAIT
                 )
