@@ -57,6 +57,7 @@ from aiohttp import BodyPartReader, WSCloseCode, WSMsgType, web
 
 from bot.channels.base import Capabilities, Channel, OutboundMessage, RateLimit
 from bot.channels.files import ChannelFiles
+from bot.channels.inbound_files import sniff as sniff_content
 from bot.files import file_response
 from bot.http import json_response
 from bot.i18n import Translator
@@ -91,14 +92,9 @@ JS_PLACEHOLDER = "__ISPW_BUILD__"
 FILES_PATH = "/api/v1/widget/files"
 SESSION_HEADER = "X-Widget-Session"
 
-# Uploads allowed by content, not by the name or the declared type: (signature, extension, kind).
-_SIGNATURES: tuple[tuple[bytes, str, str], ...] = (
-    (b"\x89PNG\r\n\x1a\n", "png", "image"),
-    (b"\xff\xd8\xff", "jpg", "image"),
-    (b"GIF87a", "gif", "image"),
-    (b"GIF89a", "gif", "image"),
-    (b"%PDF-", "pdf", "document"),
-)
+# Uploads the widget takes, by extension of the bytes (bot/channels/inbound_files.sniff): images
+# and PDF, and the attachment kind each becomes.
+_UPLOAD_KINDS = {"png": "image", "jpg": "image", "gif": "image", "webp": "image", "pdf": "document"}
 
 _dumps = partial(json.dumps, ensure_ascii=False)
 
@@ -107,20 +103,13 @@ class FrameError(ValueError):
     """A malformed client frame: answered with an error frame, nothing recorded."""
 
 
-_CONTENT_TYPES = {
-    "jpg": "image/jpeg", "png": "image/png", "gif": "image/gif", "webp": "image/webp",
-    "pdf": "application/pdf",
-}  # fmt: skip
-
-
 def sniff(head: bytes) -> tuple[str, str] | None:
-    """(extension, attachment kind) of an allowed file from its first bytes, else None."""
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "webp", "image"
-    for signature, ext, kind in _SIGNATURES:
-        if head.startswith(signature):
-            return ext, kind
-    return None
+    """(extension, attachment kind) of an allowed upload from its first bytes, else None: the
+    same recognition as files from the messengers, narrowed to what the widget takes."""
+    found = sniff_content(head)
+    if found is None or found[1] not in _UPLOAD_KINDS:
+        return None
+    return found[1], _UPLOAD_KINDS[found[1]]
 
 
 def conversation_key(session: str) -> ConversationKey:
@@ -505,7 +494,8 @@ class WidgetChannel(Channel):
         if self._files is None:
             return None
         data = await asyncio.to_thread(path.read_bytes)
-        content_type = _CONTENT_TYPES.get(path.suffix.lstrip("."), "application/octet-stream")
+        found = sniff_content(data[:16])  # the upload passed sniff(): always found
+        content_type = found[0] if found else "application/octet-stream"
         return await self._files.put(data, name or path.name, content_type)
 
     async def _read_upload(
