@@ -6,7 +6,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
+
+IPNetwork = IPv4Network | IPv6Network
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEMO_CATALOG = Path(__file__).resolve().parent / "demo_catalog"
@@ -54,6 +57,27 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name}={raw!r} is not a whole number") from None
 
 
+def _networks(env: Mapping[str, str], name: str) -> tuple[IPNetwork, ...]:
+    found: list[IPNetwork] = []
+    for part in (env.get(name) or "").replace(";", ",").split(","):
+        if not part.strip():
+            continue
+        try:
+            found.append(ip_network(part.strip(), strict=False))
+        except ValueError:
+            raise ConfigError(f"{name}: {part.strip()!r} is not an IP address or network") from None
+    return tuple(found)
+
+
+def _optional_days(env: Mapping[str, str], name: str) -> int | None:
+    if not env.get(name):
+        return None
+    days = _int(env, name, 0)
+    if days < 1:
+        raise ConfigError(f"{name}={days} must be at least 1 day (unset keeps everything)")
+    return days
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     data_dir: Path = DEMO_CATALOG
@@ -98,6 +122,11 @@ class Settings:
     # The provider's CRM hears of every new or changed request (docs/requests.md)
     requests_webhook_url: str | None = None
     requests_webhook_secret: str | None = field(default=None, repr=False)
+    # Reverse proxies whose X-Forwarded-For we believe (addresses or networks). Empty: we believe
+    # no forwarding header, the client address is the TCP peer (docs/security: SECURITY.md).
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    # Transcripts, files and records older than this many days are deleted daily; None keeps all.
+    retention_days: int | None = None
 
     @property
     def sqlite_path(self) -> Path:
@@ -145,6 +174,8 @@ class Settings:
             billing_webhook_secret=env.get("BILLING_WEBHOOK_SECRET") or None,
             requests_webhook_url=env.get("REQUESTS_WEBHOOK_URL") or None,
             requests_webhook_secret=env.get("REQUESTS_WEBHOOK_SECRET") or None,
+            trusted_proxies=_networks(env, "BOT_TRUSTED_PROXIES"),
+            retention_days=_optional_days(env, "BOT_RETENTION_DAYS"),
             turn_timeout=_float(env, "BOT_TURN_TIMEOUT", base.turn_timeout),
             log_level=(env.get("BOT_LOG_LEVEL") or base.log_level).upper(),
         )
