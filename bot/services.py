@@ -6,6 +6,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.abuse import EXTRA as ABUSE
+from bot.abuse import AbuseLimits, attach_abuse
 from bot.billing import Billing
 from bot.billing.ledger import ledger_path, open_ledger
 from bot.catalog.catalog import Catalog, load_catalog
@@ -215,6 +217,7 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
     register_metrics(metrics)
     register_outbox_metrics(metrics)
     register_ingress_metrics(metrics)
+    abuse = AbuseLimits(metrics=metrics, secret=settings.identity_secret)  # across conversations
     notifier = FileNotifier(folder=settings.var_dir / "notifications")
     oplog = SqliteOperationLog(settings.var_dir / "operations.sqlite3")
     account_actions = AccountActions(billing=billing, catalog=catalog, oplog=oplog, locks=locks)
@@ -251,6 +254,7 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
             OUTAGES: outages,
             TROUBLESHOOTING: trees,  # flows/troubleshooting.yml, checked above
             VISITS: visits,
+            ABUSE: abuse,  # one-time codes and identification attempts across conversations
         },
     )
     gateway = Gateway(
@@ -266,6 +270,7 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
     outbox = Outbox(store=store, channels=channels, metrics=metrics)
     ingress = Ingress(store=store, gateway=gateway, outbox=outbox, metrics=metrics)
     channels.update(build_channels(ChannelDeps(settings, ingress, store, translator, files)))
+    attach_abuse(channels.values(), abuse)  # the widget's sockets, frames and uploads
     operators = SqliteOperatorStore(default_operators_path(settings))
     register_handoff_metrics(metrics)
     handoff = HandoffService(
