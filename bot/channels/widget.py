@@ -32,6 +32,16 @@ and only by the session whose transcript holds it.
 
 The client id of each message makes a resend after a reconnect harmless: the ingress dedupes
 on ``<session>:<client id>``.
+
+Everything a client sends is outside input: frames (the hello too) are parsed with
+``bot.untrusted.loads`` (size and depth bounded) and their text cleaned (lone surrogates,
+control characters) before anything is stored; a bad frame gets an error frame and the socket
+stays open. Limits hold per session and per client address (``bot.abuse``), not per socket, so
+opening more tabs multiplies nothing: open sockets (``too_many_connections``, then the socket is
+closed with 1013 "try again later"), frames (``rate_limited``), uploads and their bytes (HTTP 429
+with ``Retry-After``). The client's address is taken with ``bot.client_address`` (forwarding
+headers only from ``BOT_TRUSTED_PROXIES``) and travels with each message only as a keyed hash
+(``Inbound.raw["client"]``), so identification attempts can be limited per address.
 """
 
 from __future__ import annotations
@@ -43,7 +53,6 @@ import json
 import logging
 import math
 import re
-import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -55,9 +64,12 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import BodyPartReader, WSCloseCode, WSMsgType, web
 
+from bot.abuse import CLIENT_FIELD, AbuseLimits, Refusal, SocketLease
 from bot.channels.base import Capabilities, Channel, OutboundMessage, RateLimit
 from bot.channels.files import ChannelFiles
 from bot.channels.inbound_files import sniff as sniff_content
+from bot.client_address import client_address
+from bot.config import IPNetwork
 from bot.files import file_response
 from bot.http import json_response
 from bot.i18n import Translator
@@ -67,6 +79,7 @@ from bot.models import Attachment, ConversationKey, FileRef, Inbound, Location, 
 from bot.serialize import attachments_of
 from bot.storage.base import Store
 from bot.storage.files import FileStore
+from bot.untrusted import SHORT_TEXT_LIMIT, UntrustedInput, clean_text, loads, text_limit
 
 if TYPE_CHECKING:  # the registry imports this module to list its factory
     from bot.channels.registry import ChannelDeps
@@ -76,7 +89,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "widget"
 SESSION_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 CLIENT_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
-MAX_TEXT = 4096
+MAX_TEXT = text_limit(CHANNEL)
 MAX_PAYLOAD = 1024
 MAX_TITLE = 200
 MAX_LOCALE = 16
@@ -84,8 +97,9 @@ MAX_FRAME = 64 * 1024
 MAX_UPLOAD = 10 * 1024 * 1024
 MAX_FORM_FIELD = 256
 HELLO_TIMEOUT = 10.0
-FRAME_BURST = 30.0
-FRAMES_PER_SECOND = 2.0
+LOCALE_RE = re.compile(r"[A-Za-z0-9_-]{1,16}")
+MAX_IDENTITY_FIELD = 128  # a contract number and a hex HMAC-SHA256 are far shorter
+TRY_AGAIN_LATER = 1013  # WebSocket close code: the page reconnects later, unlike 1008
 HISTORY_LIMIT = 200
 UPLOAD_CHUNK = 64 * 1024
 JS_PLACEHOLDER = "__ISPW_BUILD__"
@@ -131,6 +145,9 @@ def _string(frame: Mapping[str, Any], name: str, limit: int, *, required: bool) 
         raise FrameError(f"'{name}' must be a non-empty string")
     if len(value) > limit:
         raise FrameError(f"'{name}' is longer than {limit} characters")
+    value = clean_text(value, limit)  # no lone surrogates or control characters get stored
+    if required and not value.strip():
+        raise FrameError(f"'{name}' must be a non-empty string")
     return value
 
 
@@ -144,18 +161,25 @@ def _location(frame: Mapping[str, Any]) -> Location:
     return Location(lat, lon)
 
 
-def parse_frame(session: str, frame: Any, *, locale: str | None) -> Inbound:
+def parse_frame(
+    session: str, frame: Any, *, locale: str | None, client: str | None = None
+) -> Inbound:
     """A customer frame as an ``Inbound``. A button press keeps the button's title as the text,
-    so the transcript reads as the customer saw it; the payload is what the dialog acts on."""
+    so the transcript reads as the customer saw it; the payload is what the dialog acts on.
+    ``client``: the keyed hash of the sender's address, for limits on identification."""
     if not isinstance(frame, Mapping):
         raise FrameError("a frame must be a JSON object")
     kind = frame.get("type")
     client_id = _client_id(frame)
+    # The record keeps what the frame was, not its text again (that is in the Inbound, cleaned).
+    raw: dict[str, Any] = {"type": str(kind)[:16], "id": client_id}
+    if client is not None:
+        raw[CLIENT_FIELD] = client
     common: dict[str, Any] = {
         "key": conversation_key(session),
         "message_id": client_id,
         "locale": locale,
-        "raw": dict(frame),
+        "raw": raw,
         "received_at": datetime.now(UTC),
     }
     if kind == "message":
@@ -225,23 +249,15 @@ def build_script(strings: Mapping[str, Mapping[str, str]], default_locale: str) 
 @dataclass(eq=False)
 class _Socket:
     """One open tab. ``cursor``: the last transcript entry this tab has been sent; pushes to it
-    are serialised by ``lock`` so history and live replies never interleave or repeat."""
+    are serialised by ``lock`` so history and live replies never interleave or repeat.
+    ``address``: the client's address (for limits), ``client``: its keyed hash (for the record).
+    """
 
     ws: web.WebSocketResponse
+    address: str = "unknown"
+    client: str | None = None
     cursor: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    tokens: float = FRAME_BURST
-    refilled: float = field(default_factory=time.monotonic)
-
-    def allow(self) -> bool:
-        """A token bucket per tab: a person never hits it, a script flooding the ingress does."""
-        now = time.monotonic()
-        self.tokens = min(FRAME_BURST, self.tokens + (now - self.refilled) * FRAMES_PER_SECOND)
-        self.refilled = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
 
     async def send(self, frame: Mapping[str, Any]) -> None:
         if self.ws.closed:
@@ -252,10 +268,24 @@ class _Socket:
 
 
 class _UploadRefused(Exception):
-    def __init__(self, status: int, code: str) -> None:
+    def __init__(self, status: int, code: str, retry_after: int | None = None) -> None:
         super().__init__(code)
         self.status = status
         self.code = code
+        self.retry_after = retry_after
+
+    @classmethod
+    def limited(cls, refusal: Refusal) -> _UploadRefused:
+        return cls(429, "too_many_uploads", refusal.retry_after)
+
+    def response(self) -> web.StreamResponse:
+        body: dict[str, Any] = {"error": self.code}
+        if self.retry_after is not None:  # in the body too: a page on another origin reads it
+            body["retry_after"] = self.retry_after
+        response = json_response(body, status=self.status)
+        if self.retry_after is not None:
+            response.headers["Retry-After"] = str(self.retry_after)
+        return _cors(response)
 
 
 def _cors(response: web.StreamResponse) -> web.StreamResponse:
@@ -281,8 +311,14 @@ class WidgetChannel(Channel):
         strings: Mapping[str, Mapping[str, str]],
         default_locale: str = "ru",
         files: FileStore | None = None,
+        abuse: AbuseLimits | None = None,
+        trusted_proxies: tuple[IPNetwork, ...] = (),
     ) -> None:
         self._ingress = ingress
+        # The process's shared limits arrive with attach_abuse; until then (a channel built on
+        # its own, in tests) the widget still keeps limits of its own.
+        self._abuse = abuse if abuse is not None else AbuseLimits()
+        self._trusted_proxies = trusted_proxies
         self._files = files
         self._store = store
         self._identity_secret = identity_secret
@@ -292,6 +328,12 @@ class WidgetChannel(Channel):
         self._script_etag = '"' + hashlib.sha256(script).hexdigest()[:32] + '"'
         self._demo = _static("demo.html").encode()
         self._sockets: dict[str, set[_Socket]] = {}
+
+    def attach_abuse(self, limits: AbuseLimits) -> None:
+        self._abuse = limits
+
+    def _address(self, request: web.Request) -> str:
+        return client_address(request, self._trusted_proxies)
 
     # --- routes ---------------------------------------------------------------------------------
     def routes(self, app: web.Application) -> None:
@@ -339,24 +381,38 @@ class WidgetChannel(Channel):
         session = request.query.get("session", "")
         if not SESSION_RE.fullmatch(session):
             return json_response({"error": "'session' must be 16-64 letters or digits"}, status=400)
+        address = self._address(request)
+        # Counted from the upgrade on, the hello wait included: a socket that never says hello
+        # still holds a place.
+        lease = self._abuse.open_socket(session, address)
         ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_FRAME)
-        await ws.prepare(request)
         try:
-            hello = await ws.receive_json(timeout=HELLO_TIMEOUT)
-        except (TimeoutError, TypeError, ValueError):
+            await ws.prepare(request)
+            if isinstance(lease, Refusal):
+                refused = {"type": "error", "code": "too_many_connections",
+                           "retry_after": lease.retry_after}  # fmt: skip
+                await ws.send_str(_dumps(refused))
+                await ws.close(code=TRY_AGAIN_LATER, message=b"too many connections")
+                return ws
+            await self._serve(ws, session, address)
+        finally:
+            if isinstance(lease, SocketLease):
+                lease.release()
+        return ws
+
+    async def _serve(self, ws: web.WebSocketResponse, session: str, address: str) -> None:
+        hello = await self._hello(ws)
+        if hello is None:
             await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"hello expected")
-            return ws
-        if not isinstance(hello, Mapping) or hello.get("type") != "hello":
-            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"hello expected")
-            return ws
+            return
         key = conversation_key(session)
         refusal = await self._check_identity(key, hello.get("identity"))
         if refusal is not None:
             await ws.send_str(_dumps({"type": "error", "code": refusal}))
             await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=refusal.encode())
-            return ws
+            return
         locale = self._locale(hello.get("locale"))
-        sock = _Socket(ws)
+        sock = _Socket(ws, address=address, client=self._abuse.tag(address))
         try:
             async with sock.lock:  # a reply pushed meanwhile waits for the history
                 self._sockets.setdefault(session, set()).add(sock)
@@ -372,10 +428,25 @@ class WidgetChannel(Channel):
                 tabs.discard(sock)
                 if not tabs:
                     del self._sockets[session]
-        return ws
+
+    async def _hello(self, ws: web.WebSocketResponse) -> Mapping[str, Any] | None:
+        """The first frame when it is a hello, through the same bounded parser as the rest."""
+        try:
+            message = await ws.receive(timeout=HELLO_TIMEOUT)
+        except TimeoutError:
+            return None
+        if message.type != WSMsgType.TEXT:
+            return None
+        try:
+            hello = loads(message.data, max_bytes=MAX_FRAME)
+        except UntrustedInput:
+            return None
+        if not isinstance(hello, Mapping) or hello.get("type") != "hello":
+            return None
+        return hello
 
     def _locale(self, value: Any) -> str | None:
-        if not isinstance(value, str) or not value or len(value) > MAX_LOCALE:
+        if not isinstance(value, str) or not LOCALE_RE.fullmatch(value):
             return None
         return value
 
@@ -386,8 +457,13 @@ class WidgetChannel(Channel):
             return None
         if not isinstance(claim, Mapping):
             return "identity_invalid"
-        contract = str(claim.get("contract_number") or "")
-        signature = str(claim.get("hash") or "")
+        contract, signature = claim.get("contract_number"), claim.get("hash")
+        if not isinstance(contract, str) or not isinstance(signature, str):
+            return "identity_invalid"
+        if not _identity_field(contract) or not _identity_field(signature):
+            # Not what a site signs: a lone surrogate or other non-ASCII text would not even
+            # encode for the HMAC.
+            return "identity_invalid"
         if not verify_contract(self._identity_secret, contract, signature):
             return "identity_invalid"
         linked = await self._store.identity(key)
@@ -424,20 +500,27 @@ class WidgetChannel(Channel):
             await sock.send(frame)
 
     async def _on_frame(self, sock: _Socket, session: str, locale: str | None, data: str) -> None:
-        client_id: str | None = None
+        # Every frame counts, a malformed one too: per session and per address, never per
+        # socket (more tabs must not mean more frames).
+        limited = await self._abuse.hit_all(
+            (("widget_frames_per_session", session), ("widget_frames_per_address", sock.address))
+        )
+        frame: Any = None
+        problem: str | None = None
         try:
-            frame = json.loads(data)
-            if isinstance(frame, Mapping) and isinstance(frame.get("id"), str):
-                client_id = frame["id"]
-            inbound = parse_frame(session, frame, locale=locale)
-        except (FrameError, ValueError) as exc:
-            error: dict[str, Any] = {"type": "error", "code": "bad_request", "detail": str(exc)}
-            if client_id is not None and CLIENT_ID_RE.fullmatch(client_id):
-                error["id"] = client_id
-            await sock.send(error)
+            frame = loads(data, max_bytes=MAX_FRAME)  # size and depth bounded: never a 500
+        except UntrustedInput as exc:
+            problem = str(exc)
+        client_id = _known_id(frame)
+        if limited is not None:
+            await sock.send(_error("rate_limited", client_id, retry_after=limited.retry_after))
             return
-        if not sock.allow():
-            await sock.send({"type": "error", "code": "rate_limited", "id": inbound.message_id})
+        try:
+            if problem is not None:
+                raise FrameError(problem)
+            inbound = parse_frame(session, frame, locale=locale, client=sock.client)
+        except FrameError as exc:
+            await sock.send(_error("bad_request", client_id, detail=str(exc)))
             return
         accepted = await self._ingress.accept(
             inbound, scope=CHANNEL, platform_id=f"{session}:{inbound.message_id}"
@@ -458,12 +541,19 @@ class WidgetChannel(Channel):
         declared = request.content_length
         if declared is not None and declared > MAX_UPLOAD + UPLOAD_CHUNK:  # room for the form
             return _cors(json_response({"error": "file_too_large"}, status=413))
+        address = self._address(request)
+        # Every attempt from an address counts before a byte is read; the session's share and
+        # the bytes are counted once they are known.
+        limited = await self._abuse.hit("widget_uploads_per_address", address)
+        if limited is not None:
+            return _UploadRefused.limited(limited).response()
         stored: Path | None = None
         try:
             fields, stored, original, kind = await self._read_upload(request)
             session, client_id = fields.get("session", ""), fields.get("id", "")
             if not SESSION_RE.fullmatch(session) or not CLIENT_ID_RE.fullmatch(client_id):
                 raise _UploadRefused(400, "bad_request")
+            await self._upload_quota(session, address, stored)
             # Into the file store as well, so operators open it from the console like files
             # from the messengers (the uploads folder stays the widget's own record).
             ref = await self._keep(stored, original)
@@ -473,7 +563,13 @@ class WidgetChannel(Channel):
                 kind="attachment",
                 attachments=(Attachment(kind, f"uploads/{stored.name}", original, file=ref),),
                 locale=self._locale(fields.get("locale")),
-                raw={"type": "upload", "id": client_id, "file": stored.name, "name": original},
+                raw={
+                    "type": "upload",
+                    "id": client_id,
+                    "file": stored.name,
+                    "name": original,
+                    CLIENT_FIELD: self._abuse.tag(address),
+                },
                 received_at=datetime.now(UTC),
             )
             accepted = await self._ingress.accept(
@@ -482,13 +578,28 @@ class WidgetChannel(Channel):
         except _UploadRefused as refused:
             if stored is not None:
                 stored.unlink(missing_ok=True)
-            return _cors(json_response({"error": refused.code}, status=refused.status))
+            return refused.response()
         if not accepted:  # a resend of an upload already taken
             stored.unlink(missing_ok=True)
         else:
             await self._typing(session, conversation_key(session).id)
         file = {"name": original, "kind": kind}
         return _cors(json_response({"id": client_id, "duplicate": not accepted, "file": file}))
+
+    async def _upload_quota(self, session: str, address: str, stored: Path) -> None:
+        """The session's number of uploads and the bytes of the session and of the address."""
+        size = (await asyncio.to_thread(stored.stat)).st_size
+        limited = await self._abuse.hit("widget_uploads_per_session", session)
+        if limited is None:
+            limited = await self._abuse.hit_all(
+                (
+                    ("widget_upload_bytes_per_session", session),
+                    ("widget_upload_bytes_per_address", address),
+                ),
+                cost=max(1, size),
+            )
+        if limited is not None:
+            raise _UploadRefused.limited(limited)
 
     async def _keep(self, path: Path, name: str | None) -> FileRef | None:
         if self._files is None:
@@ -621,13 +732,31 @@ async def _holds(store: Store, session: str, file_id: str) -> bool:
         after = page[-1].id
 
 
+def _known_id(frame: Any) -> str | None:
+    """The frame's client id when it is a valid one: an error frame names it, so the page marks
+    that message as not sent."""
+    found = frame.get("id") if isinstance(frame, Mapping) else None
+    return found if isinstance(found, str) and CLIENT_ID_RE.fullmatch(found) else None
+
+
+def _error(code: str, client_id: str | None, **details: Any) -> dict[str, Any]:
+    error: dict[str, Any] = {"type": "error", "code": code, **details}
+    if client_id is not None:
+        error["id"] = client_id
+    return error
+
+
+def _identity_field(value: str) -> bool:
+    return 0 < len(value) <= MAX_IDENTITY_FIELD and value.isascii()
+
+
 async def _small_field(part: BodyPartReader) -> str:
     data = bytearray()
     while chunk := await part.read_chunk(MAX_FORM_FIELD + 1):
         data.extend(chunk)
         if len(data) > MAX_FORM_FIELD:
             raise _UploadRefused(400, "bad_request")
-    return data.decode("utf-8", errors="replace").strip()
+    return clean_text(data.decode("utf-8", errors="replace"), MAX_FORM_FIELD).strip()
 
 
 def _display_name(filename: str | None) -> str | None:
@@ -635,7 +764,7 @@ def _display_name(filename: str | None) -> str | None:
     if not filename:
         return None
     name = filename.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(ch for ch in name if ch.isprintable()).strip()
+    name = "".join(ch for ch in clean_text(name, SHORT_TEXT_LIMIT) if ch.isprintable()).strip()
     return name[:120] or None
 
 
@@ -650,4 +779,5 @@ def create(deps: ChannelDeps) -> Channel | None:
         strings=widget_strings(deps.translator),
         default_locale=settings.default_locale,
         files=ChannelFiles.from_deps(deps).files,
+        trusted_proxies=tuple(settings.trusted_proxies),
     )

@@ -1,14 +1,29 @@
 """Proving who you are in a messenger: contract number (or phone) and a one-time code sent to
 the phone or e-mail on file; a phone the platform vouches for (a Telegram contact of the
-sender) identifies at once. The link is stored and can be revoked with /logout."""
+sender) identifies at once. The link is stored and can be revoked with /logout.
+
+Against guessing, limits hold across conversations (``bot.abuse``), since a new widget session
+or REST sender is a new conversation: look-ups per client (the widget's address, else the
+platform user), codes per phone and per contract, wrong codes per contract."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
+from bot.abuse import requester
 from bot.catalog.models import Account
-from bot.dialog.actions.one_time_codes import CODES_PER_HOUR, check, new_code, recent
+from bot.dialog.actions.one_time_codes import (
+    CODES_PER_HOUR,
+    check,
+    limited_reply,
+    limits_of,
+    may_guess,
+    may_send,
+    new_code,
+    recent,
+    wrong_guess,
+)
 from bot.dialog.types import ActionContext, ActionResult
 from bot.intents.entities import normalize_phone
 from bot.models import Raw, Reply, Text
@@ -43,6 +58,14 @@ async def identify(ctx: ActionContext) -> ActionResult:
     lookups = recent(list(ctx.memory.get("id_lookups", [])), ctx.now)
     if len(lookups) >= LOOKUPS_PER_HOUR:
         return ActionResult(replies=(_reply("identity.too_many_attempts"),))
+    limits = limits_of(ctx)
+    if limits is not None:
+        key = ctx.conversation.key
+        refusal = await limits.hit(
+            "id_lookups_per_client", requester(ctx.inbound.raw, key.channel, key.user_id)
+        )
+        if refusal is not None:
+            return ActionResult(replies=(limited_reply(ctx, refusal),), forget=("who",))
     lookups.append(ctx.now.isoformat())
     accounts = await _find(ctx, str(who))
     if not accounts:
@@ -66,14 +89,18 @@ async def _send_code(ctx: ActionContext, account: Account, lookups: list[str]) -
     sent = recent(list(ctx.memory.get("otp_sent", [])), ctx.now)
     if len(sent) >= CODES_PER_HOUR:
         return ActionResult(replies=(_reply("identity.too_many_codes"),))
+    kind, destination = ("sms", account.phone) if account.phone else ("email", account.email)
+    refusal = await may_send(
+        ctx, kind=kind, destination=destination, contract=account.contract_number
+    )
+    if refusal is not None:
+        return ActionResult(
+            replies=(limited_reply(ctx, refusal),), remember={"id_lookups": lookups}
+        )
     code, kept = new_code(ctx.now)
     text = ctx.render(Text("identity.code_message", {"code": code}))
-    if account.phone:
-        await ctx.notifier.send(kind="sms", destination=account.phone, text=text)
-        where = mask_phone(account.phone)
-    else:
-        await ctx.notifier.send(kind="email", destination=account.email, text=text)
-        where = mask_email(account.email)
+    await ctx.notifier.send(kind=kind, destination=destination, text=text)
+    where = mask_phone(destination) if kind == "sms" else mask_email(destination)
     sent.append(ctx.now.isoformat())
     pending = {"contract": account.contract_number, **kept}
     return ActionResult(
@@ -85,11 +112,16 @@ async def _send_code(ctx: ActionContext, account: Account, lookups: list[str]) -
 
 
 async def _check_code(ctx: ActionContext, pending: dict[str, Any], code: str) -> ActionResult:
+    contract = str(pending["contract"])
+    refusal = await may_guess(ctx, contract)
+    if refusal is not None:  # guessed wrong too often from anywhere: this code is void too
+        return ActionResult(replies=(limited_reply(ctx, refusal),), forget_memory=(OTP,))
     verdict = check(pending, code, ctx.now)
+    if verdict in ("wrong", "locked"):
+        await wrong_guess(ctx, contract)
     if verdict == "expired":
         return ActionResult(replies=(_reply("identity.code_expired"),), forget_memory=(OTP,))
     if verdict == "ok":
-        contract = str(pending["contract"])
         await ctx.store.link_identity(ctx.conversation.key, contract, "otp")
         return ActionResult(
             replies=(_reply("identity.linked", contract=Raw(contract)),),
