@@ -206,6 +206,8 @@
       state.ready = false;
       if (event.code === 1008) return; // refused: the error frame said why
       scheduleReconnect();
+      // Too many open tabs of this chat: try again later, saying why rather than "no connection".
+      if (event.code === 1013) showNotice(T.too_many_tabs);
     });
   }
 
@@ -261,8 +263,11 @@
     } else if (frame.code === "identity_invalid") {
       state.stopped = true;
       showNotice(T.identity_failed);
-    } else if (frame.id) {
-      markFailed(frame.id);
+    } else if (frame.code === "too_many_connections") {
+      showNotice(T.too_many_tabs);
+    } else {
+      if (frame.code === "rate_limited") flashNotice(T.slow_down);
+      if (frame.id) markFailed(frame.id);
     }
   }
 
@@ -471,7 +476,13 @@
           return;
         }
         markFailed(id);
-        if (response.status === 413) {
+        if (response.status === 429) {
+          // Too many files for now: the body says in how long (Retry-After is not readable here).
+          return response.json().then(function (body) {
+            var minutes = Math.max(1, Math.ceil(((body && body.retry_after) || 60) / 60));
+            flashNotice(T.upload_quota.replace("{minutes}", String(minutes)));
+          });
+        } else if (response.status === 413) {
           flashNotice(T.file_too_large.replace("{limit_mb}", String(BUILD.maxUpload / 1048576)));
         } else if (response.status === 415) {
           flashNotice(T.file_type);
