@@ -14,7 +14,8 @@ from aiohttp import WSMsgType, web
 from bot.billing import Billing
 from bot.billing.base import BillingUnavailable
 from bot.catalog.catalog import Catalog
-from bot.handoff.auth import authorized
+from bot.handoff.audit import audit
+from bot.handoff.auth import AUTH_METRICS, SOCKETS, authorized, current_session
 from bot.handoff.customers import CustomerDesk
 from bot.handoff.files import OPERATOR_FILES, UploadRefused, read_upload
 from bot.handoff.messages import message_json
@@ -24,12 +25,16 @@ from bot.i18n import Translator
 from bot.models import Button, Conversation, ConversationKey, Text
 from bot.selfservice.service import AccountActions
 from bot.storage.base import QueueEntry, Store
+from bot.untrusted import SHORT_TEXT_LIMIT, UntrustedInput, clean_text, loads, text_limit
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-SESSION_RECHECK_SECONDS = 30.0
+# What an operator may write in one message or note: what the console's own door takes.
+TEXT_LIMIT = text_limit("operator")
+# channel:chat:user, each part short; a longer id names no conversation.
+_ID_LIMIT = 512
 
 
 def _errors(handler: Handler) -> Handler:
@@ -81,17 +86,39 @@ class OperatorApi:
 
     @staticmethod
     def _id(request: web.Request) -> str:
-        return unquote(request.match_info["conversation_id"])
+        """The conversation id of the path; 404 for one that cannot name a conversation (it
+        is looked up in the store, which must not see lone surrogates or megabytes)."""
+        raw = unquote(request.match_info["conversation_id"])
+        conversation_id = clean_text(raw, _ID_LIMIT)
+        if conversation_id != raw or conversation_id.count(":") < 2:
+            raise HandoffError("no such conversation", 404)
+        return conversation_id
 
     @staticmethod
     async def _body(request: web.Request) -> dict[str, Any]:
         try:
-            body = await request.json()
-        except ValueError:
-            raise HandoffError("the body is not valid JSON", 400) from None
+            body = loads(await request.read())
+        except UntrustedInput as exc:
+            raise HandoffError(str(exc), 400) from None
         if not isinstance(body, dict):
             raise HandoffError("the body must be a JSON object", 400)
         return body
+
+    @staticmethod
+    def _text(body: dict[str, Any], key: str = "text") -> str:
+        text = body.get(key)
+        if not isinstance(text, str) or len(text) > TEXT_LIMIT:
+            raise HandoffError(f"'{key}' must be a string of at most {TEXT_LIMIT} characters", 400)
+        return clean_text(text, TEXT_LIMIT)
+
+    @staticmethod
+    def _short(body: dict[str, Any], key: str) -> str | None:
+        value = body.get(key)
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str) or len(value) > SHORT_TEXT_LIMIT:
+            raise HandoffError(f"'{key}' must be a string", 400)
+        return clean_text(value, SHORT_TEXT_LIMIT)
 
     async def status(self, request: web.Request) -> web.StreamResponse:
         operator = await authorized(request, write=True)
@@ -155,6 +182,11 @@ class OperatorApi:
         conversation = await self._store.load_conversation(ConversationKey.parse(conversation_id))
         if conversation is None:
             raise HandoffError("no such conversation", 404)
+        # The transcript, and with it the customer's card and other conversations.
+        await audit(
+            request, "conversation.open", login=operator.login, target=conversation_id,
+            contract=conversation.contract_number,
+        )  # fmt: skip
         entry = await self._store.queue_get(conversation_id)
         messages = await self._store.messages(conversation_id, limit=10_000)
         return json_response(
@@ -228,15 +260,16 @@ class OperatorApi:
 
     async def claim(self, request: web.Request) -> web.StreamResponse:
         operator = await authorized(request, write=True)
-        await self._service.claim(self._id(request), operator)
+        conversation_id = self._id(request)
+        await self._service.claim(conversation_id, operator)
+        await audit(request, "conversation.claim", login=operator.login, target=conversation_id)
         return json_response({"state": "operator"})
 
     async def reply(self, request: web.Request) -> web.StreamResponse:
         operator = await authorized(request, write=True)
-        text = (await self._body(request)).get("text")
-        if not isinstance(text, str) or len(text) > 4000:
-            raise HandoffError("'text' must be a string of at most 4000 characters", 400)
-        entry = await self._service.reply(self._id(request), operator, text)
+        conversation_id = self._id(request)
+        text = self._text(await self._body(request))
+        entry = await self._service.reply(conversation_id, operator, text)
         return json_response({"message": message_json(entry)})
 
     async def send_file(self, request: web.Request) -> web.StreamResponse:
@@ -259,63 +292,82 @@ class OperatorApi:
 
     async def note(self, request: web.Request) -> web.StreamResponse:
         operator = await authorized(request, write=True)
-        text = (await self._body(request)).get("text")
-        if not isinstance(text, str) or len(text) > 4000:
-            raise HandoffError("'text' must be a string of at most 4000 characters", 400)
-        return json_response({"note": await self._service.note(self._id(request), operator, text)})
+        conversation_id = self._id(request)
+        text = self._text(await self._body(request))
+        return json_response({"note": await self._service.note(conversation_id, operator, text)})
 
     async def transfer(self, request: web.Request) -> web.StreamResponse:
         operator = await authorized(request, write=True)
+        conversation_id = self._id(request)
         body = await self._body(request)
+        to_operator = self._short(body, "to_operator")
+        to_department = self._short(body, "to_department")
+        note = self._text(body, "note") if body.get("note") is not None else None
         await self._service.transfer(
-            self._id(request),
+            conversation_id,
             operator,
-            to_operator=body.get("to_operator"),
-            to_department=body.get("to_department"),
-            note=body.get("note"),
+            to_operator=to_operator,
+            to_department=to_department,
+            note=note,
         )
+        await audit(
+            request, "conversation.transfer", login=operator.login, target=conversation_id,
+            to_operator=to_operator, to_department=to_department,
+        )  # fmt: skip
         return json_response({"ok": True})
 
     async def release(self, request: web.Request) -> web.StreamResponse:
         operator = await authorized(request, write=True)
-        await self._service.release(self._id(request), operator, self._menu)
+        conversation_id = self._id(request)
+        await self._service.release(conversation_id, operator, self._menu)
+        await audit(request, "conversation.release", login=operator.login, target=conversation_id)
         return json_response({"state": "bot"})
 
     async def close(self, request: web.Request) -> web.StreamResponse:
         operator = await authorized(request, write=True)
-        await self._service.close_chat(self._id(request), operator)
+        conversation_id = self._id(request)
+        await self._service.close_chat(conversation_id, operator)
+        await audit(request, "conversation.close", login=operator.login, target=conversation_id)
         return json_response({"state": "closed"})
 
     async def events(self, request: web.Request) -> web.StreamResponse:
+        """Live events for the console, for as long as the session lives: the socket closes
+        (code 4401) as soon as this process ends the session, and within the re-check interval
+        (``SESSION_RECHECK_SECONDS``) when another process did."""
         await authorized(request, write=False)
+        session = await current_session(request)
         socket = web.WebSocketResponse(heartbeat=30)
         await socket.prepare(request)
-        async with self._service.events.subscribe() as queue:
+        async with (
+            request.config_dict[SOCKETS].watch(session) as ended,
+            self._service.events.subscribe() as queue,
+        ):
             reader = asyncio.ensure_future(self._drain(socket))
+            ending = asyncio.ensure_future(ended.wait())
+            getter: asyncio.Future[Any] | None = None
             try:
                 while True:
                     getter = asyncio.ensure_future(queue.get())
                     done, _ = await asyncio.wait(
-                        {getter, reader}, timeout=SESSION_RECHECK_SECONDS,
-                        return_when=asyncio.FIRST_COMPLETED,
-                    )  # fmt: skip
-                    if reader in done:  # the console went away
-                        getter.cancel()
+                        {getter, reader, ending}, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    # The session first: an event that arrived with the logout is not sent.
+                    if ended.is_set():
+                        metrics = request.config_dict.get(AUTH_METRICS)
+                        if metrics is not None:
+                            metrics.inc("operator_sockets_closed_total")
+                        await socket.close(code=4401, message=b"session ended")
                         break
-                    if not done:
-                        getter.cancel()
-                        # A logged-out or disabled operator must stop seeing customers' messages.
-                        try:
-                            await authorized(request, write=False)
-                        except web.HTTPException:
-                            await socket.close(code=4401, message=b"session ended")
-                            break
-                        continue
+                    if reader in done:  # the console went away
+                        break
                     await socket.send_json(getter.result())
+                    getter = None
             except ConnectionResetError:
                 pass
             finally:
-                reader.cancel()
+                for task in (reader, ending, getter):
+                    if task is not None:
+                        task.cancel()
                 with contextlib.suppress(Exception):
                     await socket.close()
         return socket

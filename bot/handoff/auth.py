@@ -4,22 +4,48 @@ one check every other operator handler calls.
 A session is a random token in an ``HttpOnly; SameSite=Strict`` cookie. Requests that change
 anything must also carry the session's CSRF token in ``X-CSRF-Token`` (a header a cross-site form
 cannot set) and, when the browser says where they come from, come from this very site.
+
+Sessions end everywhere at once: an HTTP request with an ended session's cookie is a 401, and
+an open socket (``SessionSockets``) is closed at once when this process ends the session
+(logout, a disabled, removed or re-passworded operator) and within ``SESSION_RECHECK_SECONDS``
+when another process did (``python -m bot operators disable …``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import json
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from bot.handoff.operators import LoginThrottled, Operator, OperatorError, OperatorStore
+from bot.config import IPNetwork
+from bot.handoff.audit import (
+    AUDIT,
+    TRUSTED_PROXIES,
+    AuditLog,
+    add_audit_routes,
+    audit,
+    request_address,
+    unknown_login,
+)
+from bot.handoff.operators import (
+    MAX_PASSWORD_LENGTH,
+    LoginThrottled,
+    Operator,
+    OperatorError,
+    OperatorStore,
+    token_digest,
+)
 from bot.http import json_response
+from bot.metrics import Metrics
+from bot.untrusted import SHORT_TEXT_LIMIT, UntrustedInput, loads
 
 OPERATORS = web.AppKey("operators", OperatorStore)
 # Presence lives in the handoff service; /me reports it so a reloaded console shows the truth.
@@ -33,6 +59,32 @@ ME_PATH = "/api/v1/operator/me"
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _NO_STORE = {"Cache-Control": "no-store"}
+# A login body is two short strings; a bigger one is not a login.
+_LOGIN_BODY_BYTES = 16 * 1024
+# How often an open socket asks the store whether its session still lives: the bound on how
+# long a session ended by another process (the CLI) keeps a socket open.
+SESSION_RECHECK_SECONDS = 2.0
+AUTH_METRICS = web.AppKey("operator_auth_metrics", Metrics)
+
+
+def register_metrics(metrics: Metrics) -> None:
+    metrics.counter(
+        "operator_login_failures_total", "Failed operator logins, by reason (wrong_password, "
+        "unknown_login, disabled, malformed)."
+    )  # fmt: skip
+    metrics.counter(
+        "operator_login_throttled_total", "Operator logins refused with 429, by the count that "
+        "said wait (login_address, address, login)."
+    )  # fmt: skip
+    metrics.counter(
+        "operator_sockets_closed_total", "Operator sockets closed because their session ended."
+    )
+
+
+def _count(request: web.Request, name: str, **labels: str) -> None:
+    metrics = request.config_dict.get(AUTH_METRICS)
+    if metrics is not None:
+        metrics.inc(name, 1.0, **labels)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +96,52 @@ class OperatorSession:
 
 # Per-request cache: a handler may ask more than once, the store is asked once.
 _SESSION = web.RequestKey("operator_session", OperatorSession)
+
+
+class SessionSockets:
+    """The open sockets of operator sessions, so that a session that ends closes them.
+
+    In this process the store tells us (``on_sessions_ended``) and the socket's ``ended`` event
+    is set before the logout even answers; for a session ended elsewhere each socket re-checks
+    the store every ``recheck`` seconds."""
+
+    def __init__(self, store: OperatorStore, *, recheck: float = SESSION_RECHECK_SECONDS) -> None:
+        self._store = store
+        self._recheck = recheck
+        self._open: dict[asyncio.Event, tuple[str, str]] = {}  # event -> (login, digest)
+        store.on_sessions_ended(self._ended)
+
+    def _ended(self, login: str | None, digest: str | None) -> None:
+        for event, (owner, session) in self._open.items():
+            if owner == login or session == digest:
+                event.set()
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    @contextlib.asynccontextmanager
+    async def watch(self, session: OperatorSession) -> AsyncIterator[asyncio.Event]:
+        """An event set when ``session`` ends, for as long as the block runs."""
+        ended = asyncio.Event()
+        self._open[ended] = (session.operator.login, token_digest(session.token))
+        checker = asyncio.create_task(self._check(session.token, ended))
+        try:
+            yield ended
+        finally:
+            checker.cancel()
+            del self._open[ended]
+
+    async def _check(self, token: str, ended: asyncio.Event) -> None:
+        while not ended.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ended.wait(), self._recheck)
+                return
+            # Not a use of the console: the session's idle clock is not reset by a socket.
+            if await self._store.session(token, touch=False) is None:
+                ended.set()
+
+
+SOCKETS = web.AppKey("operator_session_sockets", SessionSockets)
 
 
 def _refusal(cls: type[web.HTTPException], message: str, **extra: Any) -> web.HTTPException:
@@ -140,24 +238,39 @@ def _set_session_cookie(response: web.StreamResponse, request: web.Request, toke
     )
 
 
+async def _login_body(request: web.Request) -> tuple[str, str]:
+    try:
+        body = loads(await request.read(), max_bytes=_LOGIN_BODY_BYTES)
+    except UntrustedInput as exc:
+        raise _refusal(web.HTTPBadRequest, str(exc)) from None
+    login_name = body.get("login") if isinstance(body, dict) else None
+    password = body.get("password") if isinstance(body, dict) else None
+    if not isinstance(login_name, str) or not isinstance(password, str):
+        raise _refusal(web.HTTPBadRequest, 'send {"login": ..., "password": ...}')
+    if len(login_name) > SHORT_TEXT_LIMIT or len(password) > MAX_PASSWORD_LENGTH:
+        raise _refusal(web.HTTPBadRequest, "the login or the password is too long")
+    return login_name, password
+
+
 async def login(request: web.Request) -> web.Response:
     check_origin(request)  # no logging a victim's browser into the attacker's account
     if request.content_type != "application/json":
         # A cross-site <form> can only send form or text bodies; JSON needs a CORS preflight.
         raise _refusal(web.HTTPUnsupportedMediaType, "send a JSON body")
-    try:
-        body = await request.json()
-    except ValueError:
-        raise _refusal(web.HTTPBadRequest, "the body is not valid JSON") from None
-    login_name = body.get("login") if isinstance(body, dict) else None
-    password = body.get("password") if isinstance(body, dict) else None
-    if not isinstance(login_name, str) or not isinstance(password, str):
-        raise _refusal(web.HTTPBadRequest, 'send {"login": ..., "password": ...}')
+    login_name, password = await _login_body(request)
     store = request.config_dict[OPERATORS]
+    address = request_address(request)
     try:
-        operator = await store.verify(login_name, password, ip=request.remote)
+        result = await store.attempt(login_name, password, ip=address)
     except LoginThrottled as exc:
         retry_after = math.ceil(exc.retry_after)
+        _count(request, "operator_login_throttled_total", scope=exc.scope)
+        known = await store.get(login_name) is not None if login_name.isascii() else False
+        await audit(
+            request, "login_throttled",
+            login=login_name.strip().lower() if known else unknown_login(login_name),
+            scope=exc.scope, retry_after=retry_after,
+        )  # fmt: skip
         raise web.HTTPTooManyRequests(
             text=json.dumps(
                 {"error": "too many failed attempts; try again later", "retry_after": retry_after}
@@ -167,7 +280,11 @@ async def login(request: web.Request) -> web.Response:
         ) from None
     # One message for every failure: which part was wrong is for the attacker to guess.
     wrong = _refusal(web.HTTPUnauthorized, "wrong login or password")
+    who = result.login if result.known else unknown_login(login_name)
+    operator = result.operator
     if operator is None:
+        _count(request, "operator_login_failures_total", reason=result.reason)
+        await audit(request, "login_failed", login=who, reason=result.reason)
         raise wrong
     previous = request.cookies.get(SESSION_COOKIE)
     if previous:  # a fresh token on every login: a planted cookie is never promoted
@@ -175,7 +292,10 @@ async def login(request: web.Request) -> web.Response:
     try:
         token, csrf = await store.create_session(operator.login)
     except OperatorError:  # removed or disabled between the check and now
+        _count(request, "operator_login_failures_total", reason="disabled")
+        await audit(request, "login_failed", login=who, reason="disabled")
         raise wrong from None
+    await audit(request, "login", login=operator.login)
     response = json_response({"csrf_token": csrf, "operator": operator.as_json()})
     response.headers.update(_NO_STORE)
     _set_session_cookie(response, request, token)
@@ -185,7 +305,9 @@ async def login(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     await authorized(request, write=True)
     session = await current_session(request)
+    # Ending the session in the store also closes this session's open sockets (SessionSockets).
     await request.config_dict[OPERATORS].delete_session(session.token)
+    await audit(request, "logout", login=session.operator.login)
     response = json_response({"ok": True})
     response.headers.update(_NO_STORE)
     response.del_cookie(
@@ -218,11 +340,30 @@ def add_auth_routes(app: web.Application) -> None:
 
 
 def setup_operator_auth(
-    app: web.Application, store: OperatorStore, *, close_store: bool = True
+    app: web.Application,
+    store: OperatorStore,
+    *,
+    close_store: bool = True,
+    trusted_proxies: Sequence[IPNetwork] = (),
+    audit_log: AuditLog | None = None,
+    metrics: Metrics | None = None,
+    recheck: float = SESSION_RECHECK_SECONDS,
 ) -> None:
-    """Put ``store`` under ``OPERATORS``, add the routes, and close the store with the app."""
+    """Put ``store`` under ``OPERATORS``, add the routes, and close the store with the app.
+
+    ``trusted_proxies`` (``BOT_TRUSTED_PROXIES``) are the peers whose ``X-Forwarded-For`` names
+    the client for the login throttle and the audit; ``audit_log`` adds the supervisor's audit
+    routes; ``metrics`` counts failed and throttled logins."""
     app[OPERATORS] = store
+    app[SOCKETS] = SessionSockets(store, recheck=recheck)
+    app[TRUSTED_PROXIES] = tuple(trusted_proxies)
+    if metrics is not None:
+        register_metrics(metrics)
+        app[AUTH_METRICS] = metrics
     add_auth_routes(app)
+    if audit_log is not None:
+        app[AUDIT] = audit_log
+        add_audit_routes(app, authorized)
     if close_store:
 
         async def lifetime(app: web.Application) -> AsyncIterator[None]:

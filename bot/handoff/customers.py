@@ -13,7 +13,6 @@ The card shows contacts masked: an operator recognises them, a screenshot does n
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import secrets
@@ -29,6 +28,7 @@ from bot.billing.base import BillingUnavailable
 from bot.billing.wire import equipment_to_json
 from bot.catalog.catalog import Catalog
 from bot.catalog.models import Account, Tariff
+from bot.handoff.audit import audit
 from bot.handoff.auth import authorized
 from bot.http import json_response
 from bot.notify import mask_email, mask_phone
@@ -36,6 +36,7 @@ from bot.selfservice import policy
 from bot.selfservice.oplog import OperationRecord
 from bot.selfservice.policy import Proposal, Refusal
 from bot.selfservice.service import ACTION_KINDS, AccountActions, ActionError, Done
+from bot.untrusted import SHORT_TEXT_LIMIT, UntrustedInput, clean_text, loads
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ CONSOLE_KINDS: tuple[str, ...] = tuple(k for k in ACTION_KINDS if k != "set_cont
 OPERATIONS_SHOWN = 50
 _OP_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _CONTROL_KEYS = ("op_id", "dry_run", "conversation_id")
+# A contract number in the path: digits and a few separators in every billing we know.
+_CONTRACT_LIMIT = 64
 
 
 def new_op_id() -> str:
@@ -217,20 +220,25 @@ class CustomerDesk:
         return await self.card(account) if account is not None else None
 
     async def show(self, request: web.Request) -> web.StreamResponse:
-        await authorized(request, write=False)
-        contract = unquote(request.match_info["contract"])
+        operator = await authorized(request, write=False)
+        contract = _contract(request)
+        if contract is None:
+            return json_response({"error": "no such contract"}, status=404)
         try:
             card = await self.card_of(contract)
         except BillingUnavailable:
             return _unavailable()
         if card is None:
             return json_response({"error": "no such contract"}, status=404)
+        await audit(request, "customer.card", login=operator.login, target=contract)
         return json_response(card)
 
     async def act(self, request: web.Request) -> web.StreamResponse:
         operator = await authorized(request, write=True)
-        contract = unquote(request.match_info["contract"])
-        kind = request.match_info["kind"]
+        contract = _contract(request)
+        if contract is None:
+            return json_response({"error": "no such contract"}, status=404)
+        kind = clean_text(request.match_info["kind"], SHORT_TEXT_LIMIT)
         try:
             body = await _body(request)
             op_id, dry_run, conversation_id = _controls(body)
@@ -258,10 +266,18 @@ class CustomerDesk:
             if result.reason == "unknown_contract":
                 return json_response({"error": "no such contract"}, status=404)
             log.info("operator %s: %s refused (%s)", operator.login, kind, result.reason)
+            await audit(
+                request, "customer.action", login=operator.login, target=contract, kind=kind,
+                outcome="refused", reason=result.reason, conversation_id=conversation_id,
+            )  # fmt: skip
             return _refusal(result)
         log.info(
             "operator %s: %s done%s", operator.login, kind, " (repeat)" if result.repeat else ""
         )
+        await audit(
+            request, "customer.action", login=operator.login, target=contract, kind=kind,
+            outcome="repeat" if result.repeat else "done", conversation_id=conversation_id,
+        )  # fmt: skip
         return json_response(await self._done(kind, result))
 
     async def _preview(
@@ -288,17 +304,38 @@ def _proposal(kind: str, proposal: Proposal) -> dict[str, Any]:
     return {"kind": kind, "terms": dict(proposal.terms)}
 
 
+def _contract(request: web.Request) -> str | None:
+    """The contract of the path, or None when it cannot be one (too long, or characters the
+    billing and the stores must never see)."""
+    raw = unquote(request.match_info["contract"])
+    contract = clean_text(raw, _CONTRACT_LIMIT)
+    return contract if contract == raw and contract.strip() else None
+
+
+def _cleaned(value: Any) -> Any:
+    """Every string in parsed JSON cleaned (``loads`` has bounded the depth, so the recursion
+    is shallow): the rules and the operations log then only see valid text."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, list):
+        return [_cleaned(item) for item in value]
+    if isinstance(value, dict):
+        return {clean_text(str(k), SHORT_TEXT_LIMIT): _cleaned(v) for k, v in value.items()}
+    return value
+
+
 async def _body(request: web.Request) -> dict[str, Any]:
-    text = await request.text()
-    if not text.strip():
+    raw = await request.read()
+    if not raw.strip():
         return {}
     try:
-        body = json.loads(text)
-    except ValueError:
-        raise ActionError("the body is not valid JSON") from None
+        body = loads(raw)
+    except UntrustedInput as exc:
+        raise ActionError(str(exc)) from None
     if not isinstance(body, dict):
         raise ActionError("the body must be a JSON object")
-    return body
+    cleaned: dict[str, Any] = _cleaned(body)
+    return cleaned
 
 
 def _controls(body: Mapping[str, Any]) -> tuple[str | None, bool, str | None]:

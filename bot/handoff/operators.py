@@ -3,6 +3,16 @@
 Passwords are hashed with scrypt (memory-hard, in the standard library); sessions are random
 tokens of which only a SHA-256 is stored, so a leaked database opens no console. The
 ``python -m bot operators …`` commands at the bottom manage the accounts.
+
+Login throttling slows guessing down without letting a guesser lock the real operator out:
+failures are counted per (login, address), per address and per login, each with a few free
+failures and then delays that double (1 s, 2 s, 4 s … up to 15 minutes) from the last failure.
+The login-wide count only delays addresses that have themselves failed on that login, so the
+operator's first attempt from their own machine always reaches the password check, however
+many failures an attacker piled up elsewhere. The counters live in the SQLite file (shared by
+every process, kept across restarts, and updated atomically with the attempt), which is why
+this is hand-written rather than the ``limits`` library: that counts hits in windows, not
+growing delays since the last failure, and its storages do not live in our file.
 """
 
 from __future__ import annotations
@@ -60,11 +70,28 @@ class OperatorError(ValueError):
 
 
 class LoginThrottled(Exception):
-    """Too many failed logins for this login or from this address; retry after ``retry_after`` s."""
+    """Too many failed logins for this login or from this address; retry after ``retry_after`` s.
 
-    def __init__(self, retry_after: float) -> None:
+    ``scope`` says which count it was: ``login_address``, ``address`` or ``login``."""
+
+    def __init__(self, retry_after: float, scope: str = "login_address") -> None:
         super().__init__(f"too many failed login attempts; retry in {retry_after:.0f} s")
         self.retry_after = retry_after
+        self.scope = scope
+
+
+LoginReason = Literal["ok", "wrong_password", "unknown_login", "disabled"]
+
+
+@dataclass(frozen=True, slots=True)
+class LoginResult:
+    """What a login attempt came to; ``operator`` only when ``reason`` is ``ok``. ``known`` says
+    the login names an account (the audit may then write it as given)."""
+
+    operator: Operator | None
+    reason: LoginReason
+    login: str
+    known: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,13 +115,23 @@ class Operator:
 
 @dataclass(frozen=True, slots=True)
 class ThrottlePolicy:
-    """Failed logins allowed per login and per client address within ``window`` seconds; once
-    exceeded, further attempts are refused for ``lockout`` seconds."""
+    """Free failures per count within ``window`` seconds; past them, the next attempt waits
+    ``first_delay`` doubled for every further failure (at most ``max_delay``) after the last
+    failure. Attempts refused while waiting are not failures: they do not lengthen the wait."""
 
-    max_failures: int = 5
-    max_failures_per_ip: int = 30
-    window: float = 15 * 60
-    lockout: float = 15 * 60
+    free_per_login_address: int = 3  # a typo or two, then the caps-lock key
+    free_per_address: int = 10  # one address trying many logins
+    free_per_login: int = 20  # many addresses trying one login; delays only those that failed
+    first_delay: float = 1.0
+    max_delay: float = 15 * 60
+    window: float = 24 * 3600  # longer than max_delay, or a patient guesser never slows down
+
+    def delay(self, failures: int, free: int) -> float:
+        """The wait after the last of ``failures`` failures, when ``free`` are free."""
+        if failures < free:
+            return 0.0
+        # The exponent is bounded: 2.0 ** 2000 is an OverflowError, not a big number.
+        return min(self.max_delay, self.first_delay * 2.0 ** min(failures - free, 40))
 
 
 # --- passwords ---------------------------------------------------------------------------
@@ -123,7 +160,9 @@ def validate_password(password: str) -> None:
 
 def _password_bytes(password: str) -> bytes:
     # The same password typed on two keyboards can differ in Unicode composition (NIST 800-63B).
-    return unicodedata.normalize("NFKC", password).encode("utf-8")
+    # A lone surrogate (only ever sent by someone probing us) is encoded as is rather than
+    # raising: such a password cannot be set, so it simply never matches.
+    return unicodedata.normalize("NFKC", password).encode("utf-8", "surrogatepass")
 
 
 def hash_password(password: str, *, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_P) -> str:
@@ -159,7 +198,17 @@ def _token_digest(token: str) -> str:
 
 
 def _throttle_key(login: str) -> str:
-    return normalize_login(login)[:_THROTTLE_KEY_LENGTH]
+    # Lone surrogates cannot be stored in SQLite; no real login has them.
+    key = normalize_login(login[: _THROTTLE_KEY_LENGTH * 2])[:_THROTTLE_KEY_LENGTH]
+    return key.encode("utf-8", "replace").decode("utf-8")
+
+
+def token_digest(token: str) -> str:
+    """The stored form of a session token (and the key ``on_sessions_ended`` reports)."""
+    return _token_digest(token)
+
+
+SessionsEndedListener = Callable[[str | None, str | None], None]
 
 
 # --- the store ---------------------------------------------------------------------------
@@ -183,6 +232,19 @@ class OperatorStore(ABC):
         self.throttle = throttle or ThrottlePolicy()
         self._clock = clock
         self._dummy_hash: str | None = None
+        self._ended_listeners: list[SessionsEndedListener] = []
+
+    def on_sessions_ended(self, listener: SessionsEndedListener) -> Callable[[], None]:
+        """Call ``listener(login, token_digest)`` whenever this process ends sessions: one
+        session (``token_digest``) or every session of ``login``. Returns the unsubscriber.
+        Sessions ended by another process (the CLI) are not heard here; open sockets re-check
+        the store for those (``bot.handoff.auth.SessionSockets``)."""
+        self._ended_listeners.append(listener)
+        return lambda: self._ended_listeners.remove(listener)
+
+    def _sessions_ended(self, *, login: str | None = None, digest: str | None = None) -> None:
+        for listener in tuple(self._ended_listeners):
+            listener(login, digest)
 
     # accounts
     @abstractmethod
@@ -223,8 +285,9 @@ class OperatorStore(ABC):
         """A new session: ``(token, csrf_token)``. Only a digest of the token is stored."""
 
     @abstractmethod
-    async def session(self, token: str) -> tuple[Operator, str] | None:
-        """The operator and CSRF token of a live session (extending it), else None."""
+    async def session(self, token: str, *, touch: bool = True) -> tuple[Operator, str] | None:
+        """The operator and CSRF token of a live session (extending it unless ``touch`` is
+        false: an open socket re-checking is not the operator using the console), else None."""
 
     @abstractmethod
     async def delete_session(self, token: str) -> None: ...
@@ -239,22 +302,32 @@ class OperatorStore(ABC):
     # login
     async def verify(self, login: str, password: str, *, ip: str | None = None) -> Operator | None:
         """The operator if the credentials are right and the account is enabled, else None.
+        Raises ``LoginThrottled`` like ``attempt``."""
+        return (await self.attempt(login, password, ip=ip)).operator
+
+    async def attempt(self, login: str, password: str, *, ip: str | None = None) -> LoginResult:
+        """Check a login, saying why it failed (for the audit, never for the client).
 
         Takes one scrypt computation whether or not the login exists. Raises ``LoginThrottled``
-        (before looking at the password) while the login or the address is locked out.
+        (before looking at the password) while this address must wait (see ``ThrottlePolicy``).
         """
         key = _throttle_key(login)
+        address = (ip or "unknown")[:64]
         now = self._clock()
-        wait = await self._begin_attempt(key, ip, now)
+        wait, scope = await self._begin_attempt(key, address, now)
         if wait > 0:
-            raise LoginThrottled(wait)
+            raise LoginThrottled(wait, scope)
         found = await self._credentials(key)
         encoded = found[1] if found is not None else await self._dummy()
         ok = await asyncio.to_thread(check_password, password, encoded)
-        if found is not None and ok and not found[0].disabled:
-            await self._attempt_succeeded(key)
-            return found[0]
-        return None
+        if found is None:
+            return LoginResult(None, "unknown_login", key, known=False)
+        if not ok:
+            return LoginResult(None, "wrong_password", key, known=True)
+        if found[0].disabled:
+            return LoginResult(None, "disabled", key, known=True)
+        await self._attempt_succeeded(key, address)
+        return LoginResult(found[0], "ok", key, known=True)
 
     async def _dummy(self) -> str:
         if self._dummy_hash is None:
@@ -262,14 +335,15 @@ class OperatorStore(ABC):
         return self._dummy_hash
 
     @abstractmethod
-    async def _begin_attempt(self, key: str, ip: str | None, now: float) -> float:
-        """Atomically: if ``key`` or ``ip`` is locked out (or has just used up its failures),
-        return the seconds to wait; otherwise count this attempt as a failure and return 0.
+    async def _begin_attempt(self, key: str, ip: str, now: float) -> tuple[float, str]:
+        """Atomically: if this attempt must wait (``ThrottlePolicy``), return the seconds and
+        the scope that says so; otherwise count it as a failure and return ``(0, "")``.
         Counting before the check means parallel guesses cannot slip past the limit."""
 
     @abstractmethod
-    async def _attempt_succeeded(self, key: str) -> None:
-        """Forget the failures recorded for ``key``."""
+    async def _attempt_succeeded(self, key: str, ip: str) -> None:
+        """Forget the failures of ``key`` from ``ip`` (the attempt's own included); failures
+        from other addresses stay: a success here must not reset a guesser elsewhere."""
 
     @abstractmethod
     async def _credentials(self, key: str) -> tuple[Operator, str] | None:
@@ -305,12 +379,9 @@ CREATE TABLE IF NOT EXISTS login_failures (
 CREATE INDEX IF NOT EXISTS login_failures_by_login ON login_failures (login, at);
 CREATE INDEX IF NOT EXISTS login_failures_by_ip ON login_failures (ip, at);
 CREATE INDEX IF NOT EXISTS login_failures_by_at ON login_failures (at);
-CREATE TABLE IF NOT EXISTS login_lockouts (
-    kind TEXT NOT NULL,              -- login | ip
-    key TEXT NOT NULL,
-    until REAL NOT NULL,
-    PRIMARY KEY (kind, key)
-);
+CREATE INDEX IF NOT EXISTS login_failures_by_pair ON login_failures (login, ip, at);
+-- Lockouts of earlier versions (a fixed 15 minutes for everyone): replaced by growing delays.
+DROP TABLE IF EXISTS login_lockouts;
 """
 
 _OPERATOR_COLUMNS = "login, name, departments, max_chats, role, disabled"
@@ -448,10 +519,11 @@ class SqliteOperatorStore(OperatorStore):
             )
             db.execute("DELETE FROM operator_sessions WHERE login = ?", (key,))
             db.execute("DELETE FROM login_failures WHERE login = ?", (key,))
-            db.execute("DELETE FROM login_lockouts WHERE kind = 'login' AND key = ?", (key,))
             return cur.rowcount == 1
 
-        if not await self._transaction(q):
+        changed = await self._transaction(q)
+        self._sessions_ended(login=key)
+        if not changed:
             raise _unknown(login)
 
     async def set_disabled(self, login: str, disabled: bool) -> Operator:
@@ -465,7 +537,10 @@ class SqliteOperatorStore(OperatorStore):
                 db.execute("DELETE FROM operator_sessions WHERE login = ?", (key,))
             return cur.rowcount == 1
 
-        if not await self._transaction(q):
+        changed = await self._transaction(q)
+        if disabled:
+            self._sessions_ended(login=key)
+        if not changed:
             raise _unknown(login)
         operator = await self.get(key)
         assert operator is not None
@@ -479,7 +554,9 @@ class SqliteOperatorStore(OperatorStore):
             db.execute("DELETE FROM operator_sessions WHERE login = ?", (key,))
             return cur.rowcount == 1
 
-        if not await self._transaction(q):
+        removed = await self._transaction(q)
+        self._sessions_ended(login=key)
+        if not removed:
             raise _unknown(login)
 
     # sessions
@@ -510,7 +587,7 @@ class SqliteOperatorStore(OperatorStore):
             raise _unknown(login)
         return token, csrf
 
-    async def session(self, token: str) -> tuple[Operator, str] | None:
+    async def session(self, token: str, *, touch: bool = True) -> tuple[Operator, str] | None:
         digest = _token_digest(token)
         now = self._clock()
         expires = now + self.session_ttl
@@ -529,7 +606,7 @@ class SqliteOperatorStore(OperatorStore):
             if expires_at <= now or created_at <= now - self.session_max_age or row[8]:
                 db.execute("DELETE FROM operator_sessions WHERE token_sha256 = ?", (digest,))
                 return None
-            if expires - expires_at >= 60:  # slide, but do not write on every request
+            if touch and expires - expires_at >= 60:  # slide, but not on every request
                 db.execute(
                     "UPDATE operator_sessions SET expires_at = ? WHERE token_sha256 = ?",
                     (expires, digest),
@@ -546,58 +623,56 @@ class SqliteOperatorStore(OperatorStore):
         await self._run(
             lambda db: db.execute("DELETE FROM operator_sessions WHERE token_sha256 = ?", (digest,))
         )
+        self._sessions_ended(digest=digest)
 
     async def delete_sessions(self, login: str) -> int:
         key = normalize_login(login)
-        return await self._run(
+        ended: int = await self._run(
             lambda db: db.execute("DELETE FROM operator_sessions WHERE login = ?", (key,)).rowcount
         )
+        self._sessions_ended(login=key)
+        return ended
 
     # login throttling
-    async def _begin_attempt(self, key: str, ip: str | None, now: float) -> float:
+    async def _begin_attempt(self, key: str, ip: str, now: float) -> tuple[float, str]:
         policy = self.throttle
 
-        def locked(db: sqlite3.Connection, kind: str, value: str) -> float:
-            row = db.execute(
-                "SELECT until FROM login_lockouts WHERE kind = ? AND key = ?", (kind, value)
+        def counted(db: sqlite3.Connection, where: str, args: tuple[str, ...]) -> tuple[int, float]:
+            count, last = db.execute(
+                f"SELECT COUNT(*), MAX(at) FROM login_failures WHERE {where}",  # noqa: S608
+                args,
             ).fetchone()
-            return max(0.0, float(row[0]) - now) if row else 0.0
+            return int(count), float(last or 0.0)
 
-        def used_up(db: sqlite3.Connection, kind: str, value: str, limit: int) -> float:
-            column = "login" if kind == "login" else "ip"
-            (count,) = db.execute(
-                f"SELECT COUNT(*) FROM login_failures WHERE {column} = ?",  # noqa: S608
-                (value,),
-            ).fetchone()
-            if count < limit:
-                return 0.0
-            db.execute(
-                "INSERT INTO login_lockouts (kind, key, until) VALUES (?, ?, ?)"
-                " ON CONFLICT(kind, key) DO UPDATE SET until = excluded.until",
-                (kind, value, now + policy.lockout),
-            )
-            db.execute(f"DELETE FROM login_failures WHERE {column} = ?", (value,))  # noqa: S608
-            return policy.lockout
-
-        def q(db: sqlite3.Connection) -> float:
+        def q(db: sqlite3.Connection) -> tuple[float, str]:
             db.execute("DELETE FROM login_failures WHERE at <= ?", (now - policy.window,))
-            db.execute("DELETE FROM login_lockouts WHERE until <= ?", (now,))
-            checks: list[tuple[str, str, int]] = [("login", key, policy.max_failures)]
-            if ip:
-                checks.append(("ip", ip, policy.max_failures_per_ip))
-            for kind, value, limit in checks:
-                wait = locked(db, kind, value) or used_up(db, kind, value, limit)
-                if wait > 0:
-                    return wait
+            pair = counted(db, "login = ? AND ip = ?", (key, ip))
+            checks = [
+                ("login_address", pair, policy.free_per_login_address),
+                ("address", counted(db, "ip = ?", (ip,)), policy.free_per_address),
+            ]
+            if pair[0] > 0:  # a fresh address always reaches the password check
+                checks.append(("login", counted(db, "login = ?", (key,)), policy.free_per_login))
+            waits = [
+                (last + policy.delay(count, free) - now, scope)
+                for scope, (count, last), free in checks
+            ]
+            wait, scope = max(waits)
+            if wait > 0:
+                return wait, scope
             db.execute(
                 "INSERT INTO login_failures (login, ip, at) VALUES (?, ?, ?)", (key, ip, now)
             )
-            return 0.0
+            return 0.0, ""
 
         return await self._transaction(q)
 
-    async def _attempt_succeeded(self, key: str) -> None:
-        await self._run(lambda db: db.execute("DELETE FROM login_failures WHERE login = ?", (key,)))
+    async def _attempt_succeeded(self, key: str, ip: str) -> None:
+        await self._run(
+            lambda db: db.execute(
+                "DELETE FROM login_failures WHERE login = ? AND ip = ?", (key, ip)
+            )
+        )
 
     async def _credentials(self, key: str) -> tuple[Operator, str] | None:
         row = await self._run(

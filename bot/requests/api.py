@@ -20,11 +20,13 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.handoff.audit import audit
 from bot.handoff.auth import OPERATORS, authorized
 from bot.http import json_response
 from bot.requests.desk import RequestDesk, masked
 from bot.requests.model import KINDS, STATUSES, RequestRecord, record_json
 from bot.requests.store import UNSET, _Unset
+from bot.untrusted import SHORT_TEXT_LIMIT, UntrustedInput, clean_text, loads
 
 BASE = "/api/v1/operator/requests"
 COMMENT_MAX = 2000
@@ -36,6 +38,8 @@ CSV_COLUMNS = (
 # ("=HYPERLINK(…)") must stay text.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NO_STORE = {"Cache-Control": "no-store"}
+# Record ids are SQLite integers; a longer number would overflow the store, not find a record.
+_MAX_ID = 2**63 - 1
 
 
 def _error(status: int, message: str) -> web.HTTPException:
@@ -52,6 +56,13 @@ def _cell(value: Any) -> str:
         return ""
     text = str(value)
     return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def _request_id(request: web.Request) -> int:
+    value = int(request.match_info["request_id"][:20])  # the route admits digits only
+    if value > _MAX_ID:
+        raise _error(404, "no such request")
+    return value
 
 
 def _details_text(details: Mapping[str, Any]) -> str:
@@ -75,8 +86,11 @@ class RequestApi:
             raise _error(400, f"kind must be one of {', '.join(KINDS)}")
         if status is not None and status not in STATUSES:
             raise _error(400, f"status must be one of {', '.join(STATUSES)}")
+        city_id = query.get("city_id") or None
         return await self._desk.board.find(
-            kind=kind, status=status, city_id=query.get("city_id") or None
+            kind=kind,
+            status=status,
+            city_id=clean_text(city_id, SHORT_TEXT_LIMIT) if city_id else None,
         )
 
     async def listing(self, request: web.Request) -> web.StreamResponse:
@@ -88,39 +102,46 @@ class RequestApi:
 
     async def open(self, request: web.Request) -> web.StreamResponse:
         operator = await authorized(request, write=False)
-        record = await self._desk.open(int(request.match_info["request_id"]), by=operator.login)
+        request_id = _request_id(request)
+        record = await self._desk.open(request_id, by=operator.login)
         if record is None:
             raise _error(404, "no such request")
+        # Opened with the customer's phone: written down (the record's history says it too).
+        await audit(request, "request.open", login=operator.login, target=str(request_id))
         response = json_response({"request": record_json(record, phone=record.phone)})
         response.headers.update(_NO_STORE)
         return response
 
     async def change(self, request: web.Request) -> web.StreamResponse:
         operator = await authorized(request, write=True)
+        request_id = _request_id(request)
         try:
-            body = await request.json()
-        except ValueError:
-            raise _error(400, "the body is not valid JSON") from None
+            body = loads(await request.read())
+        except UntrustedInput as exc:
+            raise _error(400, str(exc)) from None
         if not isinstance(body, dict):
             raise _error(400, "the body must be a JSON object")
         status = body.get("status")
-        if status is not None and status not in STATUSES:
+        if status is not None and (not isinstance(status, str) or status not in STATUSES):
             raise _error(400, f"status must be one of {', '.join(STATUSES)}")
         comment = body.get("comment")
         if comment is not None and (not isinstance(comment, str) or len(comment) > COMMENT_MAX):
             raise _error(400, f"comment must be a string of at most {COMMENT_MAX} characters")
+        if comment is not None:
+            comment = clean_text(comment, COMMENT_MAX)
         assignee: str | _Unset | None = UNSET
         if "assignee" in body:
             assignee = body["assignee"] or None
             if assignee is not None:
-                if not isinstance(assignee, str):
+                if not isinstance(assignee, str) or len(assignee) > SHORT_TEXT_LIMIT:
                     raise _error(400, "assignee must be an operator's login or null")
+                assignee = clean_text(assignee, SHORT_TEXT_LIMIT)
                 if await request.config_dict[OPERATORS].get(assignee) is None:
                     raise _error(400, "no operator with this login")
         if status is None and comment is None and isinstance(assignee, _Unset):
             raise _error(400, 'send at least one of "status", "comment", "assignee"')
         change = await self._desk.change(
-            int(request.match_info["request_id"]),
+            request_id,
             by=operator.login,
             status=status,
             comment=comment,
@@ -128,6 +149,10 @@ class RequestApi:
         )
         if change is None:
             raise _error(404, "no such request")
+        await audit(
+            request, "request.change", login=operator.login, target=str(request_id),
+            changed=",".join(sorted({entry.action for entry in change.changed})) or None,
+        )  # fmt: skip
         return json_response(
             {
                 "request": masked(change.record),
@@ -145,6 +170,11 @@ class RequestApi:
             await self._desk.board.record_access(
                 [record.id for record in records], by=operator.login, action="exported"
             )
+        await audit(
+            request, "requests.export", login=operator.login, rows=len(records),
+            phones="full" if full else "masked", kind=request.query.get("kind") or None,
+            status=request.query.get("status") or None,
+        )  # fmt: skip
         out = io.StringIO()
         # Excel in a Russian locale splits on ";"; the csv module quotes cells that contain it.
         writer = csv.writer(out, delimiter=";", lineterminator="\r\n")

@@ -15,14 +15,18 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.handoff.audit import audit
 from bot.handoff.auth import authorized
 from bot.http import json_response
+from bot.untrusted import SHORT_TEXT_LIMIT, UntrustedInput, clean_text, loads
 from bot.visits.schedule import Window
 from bot.visits.service import HORIZON_DAYS, Refused, VisitService
 from bot.visits.store import Visit
 
 BASE = "/api/v1/operator/visits"
 _NO_STORE = {"Cache-Control": "no-store"}
+# Visit ids are SQLite integers; a longer number would overflow the store, not find a visit.
+_MAX_ID = 2**63 - 1
 _STATUS = {"taken": 409, "not_booked": 409, "past": 400, "unknown": 400, "no_visits": 400}
 
 
@@ -75,7 +79,8 @@ class VisitApi:
         app.router.add_post(BASE + r"/{visit_id:\d+}", self.change)
 
     async def _visit(self, request: web.Request) -> Visit:
-        visit = await self._service.store.get(int(request.match_info["visit_id"]))
+        visit_id = int(request.match_info["visit_id"][:20])  # the route admits digits only
+        visit = await self._service.store.get(visit_id) if visit_id <= _MAX_ID else None
         if visit is None:
             raise _error(404, "no such visit")
         return visit
@@ -84,6 +89,8 @@ class VisitApi:
         await authorized(request, write=False)
         now = self._service.now()
         city = request.query.get("city_id") or None
+        if city is not None:
+            city = clean_text(city, SHORT_TEXT_LIMIT)
         visits = await self._service.store.booked_between(
             city, now - timedelta(days=1), now + timedelta(days=HORIZON_DAYS + 1)
         )
@@ -99,9 +106,9 @@ class VisitApi:
     async def change(self, request: web.Request) -> web.StreamResponse:
         operator = await authorized(request, write=True)
         try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise _error(400, "the body is not valid JSON") from None
+            body = loads(await request.read())
+        except UntrustedInput as exc:
+            raise _error(400, str(exc)) from None
         if not isinstance(body, dict) or body.get("action") not in ("move", "cancel"):
             raise _error(400, 'send {"action": "move", "window": …} or {"action": "cancel"}')
         visit = await self._visit(request)
@@ -111,11 +118,20 @@ class VisitApi:
             cancelled = await self._service.operator_cancel(visit, by=operator.login)
             if cancelled is None:
                 raise _error(409, "the visit is not booked any more")
+            await audit(
+                request, "visit.cancel", login=operator.login, target=str(visit.id),
+                contract=visit.contract,
+            )  # fmt: skip
             return json_response({"visit": visit_json(self._service, cancelled)})
         window = body.get("window")
-        if not isinstance(window, str) or not window:
+        if not isinstance(window, str) or not window or len(window) > SHORT_TEXT_LIMIT:
             raise _error(400, "'window' must be a window id from …/windows")
+        window = clean_text(window, SHORT_TEXT_LIMIT)
         outcome = await self._service.operator_move(visit, window, by=operator.login)
         if isinstance(outcome, Refused):
             raise _error(_STATUS[outcome.reason], f"cannot move: {outcome.reason}")
+        await audit(
+            request, "visit.move", login=operator.login, target=str(visit.id),
+            contract=visit.contract, window=window,
+        )  # fmt: skip
         return json_response({"visit": visit_json(self._service, outcome.visit)})
