@@ -49,9 +49,12 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _setup_logging(level: str) -> None:
+    from bot.log_privacy import install
+
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    install()  # phone numbers, e-mails, contracts, codes, names and tokens masked in every line
 
 
 # --- run ---------------------------------------------------------------------------------
@@ -181,6 +184,36 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return asyncio.run(_chat(settings, args.contract, args.locale))
 
 
+# --- retention ---------------------------------------------------------------------------
+async def _retention(settings: Settings, days: int | None, dry_run: bool) -> int:
+    from bot.retention import build_retention
+    from bot.services import build_services
+
+    services = build_services(settings)
+    try:
+        retention = build_retention(services, days=days)
+        if retention is None:
+            raise UsageError("set BOT_RETENTION_DAYS or give --days N: nothing is deleted")
+        result = await retention.run(dry_run=dry_run)
+    finally:
+        await services.close()
+    verb = "would delete" if dry_run else "deleted"
+    print(f"retention {retention.days} days (before {result.cutoff:%Y-%m-%d %H:%M} UTC): {verb}")
+    for kind, count in result.counts.items():
+        print(f"  {kind:<18} {count}")
+    if result.failed:
+        print(f"failed (see the log): {', '.join(result.failed)}", file=sys.stderr)
+    return 1 if result.failed else 0
+
+
+def cmd_retention_run(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    _setup_logging("WARNING")
+    if args.days is not None and args.days < 1:
+        raise UsageError("--days must be at least 1")
+    return asyncio.run(_retention(settings, args.days, args.dry_run))
+
+
 # --- nlu ---------------------------------------------------------------------------------
 def _nlu(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from bot.catalog.catalog import load_catalog
@@ -269,6 +302,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--train", help="train the same pipeline on this TSV instead of flows/")
     ev.add_argument("--data", help="catalog directory")
     ev.set_defaults(func=cmd_nlu_eval)
+    retention = sub.add_parser("retention", help="delete data older than BOT_RETENTION_DAYS")
+    retention_sub = retention.add_subparsers(dest="retention_command", required=True)
+    sweep = retention_sub.add_parser("run", help="one retention run now (it also runs daily)")
+    sweep.add_argument("--days", type=int, help="instead of BOT_RETENTION_DAYS")
+    sweep.add_argument("--dry-run", action="store_true", help="count only, delete nothing")
+    sweep.add_argument("--data", help="catalog directory")
+    sweep.set_defaults(func=cmd_retention_run)
     add_operator_commands(sub)  # operators add | list | passwd | disable | enable | remove
     return parser
 

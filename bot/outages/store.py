@@ -6,7 +6,7 @@ from __future__ import annotations
 import abc
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +46,15 @@ class OutageStore(abc.ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources."""
+
+    async def delete_closed_before(
+        self, cutoff: datetime, *, keep: Set[str] = frozenset(), dry_run: bool = False
+    ) -> dict[str, int]:
+        """Delete outages closed before ``cutoff`` and the record of who was told of them
+        (contract numbers). Ids in ``keep`` (the catalog's, which ``seed`` would bring back
+        open) keep their closed record, not their notices. ``dry_run`` only counts. Not
+        abstract: a store without it keeps everything."""
+        raise NotImplementedError(f"{type(self).__name__} does not delete old outages")
 
 
 _SCHEMA = """
@@ -163,6 +172,34 @@ class SqliteOutageStore(OutageStore):
             return cur.rowcount == 1
 
         return await self._db.run(q)
+
+    async def delete_closed_before(
+        self, cutoff: datetime, *, keep: Set[str] = frozenset(), dry_run: bool = False
+    ) -> dict[str, int]:
+        stamp = _utc(cutoff)
+
+        def q(db: sqlite3.Connection) -> dict[str, int]:
+            closed = [
+                row[0]
+                for row in db.execute(
+                    "SELECT outage_id FROM outages WHERE ended_at IS NOT NULL AND ended_at < ?",
+                    (stamp,),
+                )
+            ]
+            notices = gone = 0
+            for outage_id in closed:
+                found = db.execute(
+                    "SELECT count(*) FROM outage_notices WHERE outage_id = ?", (outage_id,)
+                ).fetchone()
+                notices += int(found[0])
+                gone += outage_id not in keep
+                if not dry_run:
+                    db.execute("DELETE FROM outage_notices WHERE outage_id = ?", (outage_id,))
+                    if outage_id not in keep:
+                        db.execute("DELETE FROM outages WHERE outage_id = ?", (outage_id,))
+            return {"outages": gone, "outage_notices": notices}
+
+        return await (self._db.run(q) if dry_run else self._db.transaction(q))
 
     async def close(self) -> None:
         await self._db.close()

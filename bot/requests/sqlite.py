@@ -4,6 +4,7 @@ and the CRM webhook's outbox, so a change and the call that reports it commit to
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -74,6 +75,23 @@ _COLUMNS = (
     "id, kind, status, created_at, updated_at, conversation_id, contract, name, phone, city_id,"
     " address, details, attachments, comment, assignee"
 )
+
+
+# Retention: records over (done or cancelled) before the cutoff whose every webhook call went out
+# (the CRM must hear of a record before it is forgotten here), and the calls delivered before it.
+_OLD_RECORDS = (
+    "SELECT id FROM requests WHERE status IN ('done', 'cancelled') AND updated_at < ?"
+    " AND NOT EXISTS (SELECT 1 FROM webhook_outbox w WHERE w.request_id = requests.id"
+    "                 AND w.delivered_at IS NULL)"
+)
+_OLD_CALLS = "SELECT COUNT(*) FROM webhook_outbox WHERE delivered_at < ?"
+_OF_RECORD = (
+    ("request_history", "request_id"),
+    ("webhook_outbox", "request_id"),
+    ("requests", "id"),
+)
+# File ids as the file store and the widget's uploads write them (bot/storage/files.py).
+_FILE_ID_IN_TEXT = re.compile(r"(?<![\w-])[A-Za-z0-9_-]{32}(?![\w-])")
 
 
 def _stamp(at: datetime) -> str:
@@ -279,6 +297,37 @@ class SqliteRequestBoard(RequestBoard):
 
     async def close(self) -> None:
         await self._db.close()
+
+    # --- retention -----------------------------------------------------------------------------
+    async def delete_older_than(self, cutoff: datetime, *, dry_run: bool = False) -> dict[str, int]:
+        stamp = _stamp(cutoff)
+
+        def q(db: sqlite3.Connection) -> dict[str, int]:
+            ids = [row[0] for row in db.execute(_OLD_RECORDS, (stamp,))]
+            calls = db.execute(_OLD_CALLS, (stamp,)).fetchone()[0]
+            if dry_run:
+                return {"requests": len(ids), "request_webhooks": int(calls)}
+            for start in range(0, len(ids), 500):  # SQLite's limit on bound variables
+                chunk = ids[start : start + 500]
+                marks = ", ".join("?" * len(chunk))
+                for table, column in _OF_RECORD:
+                    sql = f"DELETE FROM {table} WHERE {column} IN ({marks})"  # noqa: S608 - ours
+                    db.execute(sql, chunk)
+            db.execute("DELETE FROM webhook_outbox WHERE delivered_at < ?", (stamp,))
+            return {"requests": len(ids), "request_webhooks": int(calls)}
+
+        return await (self._db.run(q) if dry_run else self._db.transaction(q))
+
+    async def files_in_use(self) -> set[str]:
+        def q(db: sqlite3.Connection) -> set[str]:
+            found: set[str] = set()
+            for (attachments,) in db.execute(
+                "SELECT attachments FROM requests WHERE attachments != '[]'"
+            ):
+                found.update(_FILE_ID_IN_TEXT.findall(attachments))
+            return found
+
+        return await self._db.run(q)
 
     # --- inside a transaction ------------------------------------------------------------------
     @staticmethod

@@ -96,3 +96,15 @@ class RequestBoard(ABC):
 
     @abstractmethod
     async def close(self) -> None: ...
+
+    # retention (BOT_RETENTION_DAYS, bot/retention.py); not abstract: a board without them
+    # keeps everything.
+    async def delete_older_than(self, cutoff: datetime, *, dry_run: bool = False) -> dict[str, int]:
+        """Delete records done or cancelled before ``cutoff`` (with their history and their
+        delivered webhook calls) and webhook calls delivered before it. An open record, or one
+        the CRM has not heard of yet, is kept. ``dry_run`` only counts."""
+        raise NotImplementedError(f"{type(self).__name__} does not delete old records")
+
+    async def files_in_use(self) -> set[str]:
+        """Ids of the files the records still kept carry (a complaint's photos)."""
+        raise NotImplementedError(f"{type(self).__name__} does not list files in use")

@@ -14,7 +14,7 @@ import json
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -62,6 +62,12 @@ class OperationLog(abc.ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources."""
+
+    async def delete_older_than(self, cutoff: datetime, *, dry_run: bool = False) -> int:
+        """Delete entries begun before ``cutoff`` (aware) that are over; a ``pending`` one is
+        kept (a crash interrupted it, the next attempt finds it). How many; ``dry_run`` counts.
+        Not abstract: a log without it keeps everything."""
+        raise NotImplementedError(f"{type(self).__name__} does not delete old entries")
 
 
 _SCHEMA = """
@@ -175,5 +181,29 @@ class SqliteOperationLog(OperationLog):
         )
         return [_row(r) for r in rows]
 
+    async def delete_older_than(self, cutoff: datetime, *, dry_run: bool = False) -> int:
+        # Entries are stamped with the caller's clock (isoformat, any offset): compared as
+        # instants in Python, since their text need not order like time.
+        def q(db: sqlite3.Connection) -> int:
+            old = [
+                op_id
+                for op_id, at in db.execute(
+                    "SELECT id, at FROM operations WHERE status != 'pending'"
+                )
+                if _before(at, cutoff)
+            ]
+            if not dry_run:
+                db.executemany("DELETE FROM operations WHERE id = ?", [(i,) for i in old])
+            return len(old)
+
+        return await (self._db.run(q) if dry_run else self._db.transaction(q))
+
     async def close(self) -> None:
         await self._db.close()
+
+
+def _before(at: str, cutoff: datetime) -> bool:
+    moment = datetime.fromisoformat(at)
+    if moment.tzinfo is None:  # written without an offset: taken as UTC
+        moment = moment.replace(tzinfo=UTC)
+    return moment < cutoff

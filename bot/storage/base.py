@@ -313,6 +313,20 @@ class Store(abc.ABC):
     async def ping(self) -> bool:
         """True when the backend answers (for ``/healthz``)."""
 
+    # retention (BOT_RETENTION_DAYS, bot/retention.py)
+    async def delete_older_than(self, cutoff: datetime, *, dry_run: bool = False) -> dict[str, int]:
+        """Delete what is older than ``cutoff`` (aware UTC): transcript lines, conversations
+        with no activity since (with their identity links), finished inbox and outbox rows,
+        dedupe keys, receipts, notes, scores, unparsed deliveries, old-style requests. Never
+        an open conversation (queued or with an operator) or anything of it. How many of each
+        kind; ``dry_run`` only counts. Not abstract: a backend without it keeps everything."""
+        raise NotImplementedError(f"{type(self).__name__} does not delete old data")
+
+    async def files_in_use(self, cutoff: datetime) -> set[str]:
+        """Ids of the files (the file store's and the widget's uploads) named by what retention
+        keeps at ``cutoff``: newer transcript lines, open conversations, unsent outbox rows."""
+        raise NotImplementedError(f"{type(self).__name__} does not list files in use")
+
     @abc.abstractmethod
     async def close(self) -> None: ...
 

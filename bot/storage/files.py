@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import json
 import os
 import re
 import secrets
+from collections.abc import Set
+from datetime import datetime
 from pathlib import Path
 
 from bot.models import FileRef
@@ -32,6 +35,13 @@ class FileStore(abc.ABC):
     @abc.abstractmethod
     async def get(self, file_id: str) -> tuple[FileRef, bytes] | None:
         """The file and its bytes, or None for an unknown (or malformed) id."""
+
+    async def delete_older_than(
+        self, cutoff: datetime, *, keep: Set[str] = frozenset(), dry_run: bool = False
+    ) -> int:
+        """Delete files stored before ``cutoff`` (aware) whose id is not in ``keep``; how many
+        (``dry_run`` only counts). Not abstract: a store without it keeps everything."""
+        raise NotImplementedError(f"{type(self).__name__} does not delete old files")
 
 
 def display_name(name: str) -> str:
@@ -54,6 +64,44 @@ class FilesystemFileStore(FileStore):
         if not FILE_ID_RE.fullmatch(file_id):  # never let a request name a path
             return None
         return await asyncio.to_thread(self._read, file_id)
+
+    async def delete_older_than(
+        self, cutoff: datetime, *, keep: Set[str] = frozenset(), dry_run: bool = False
+    ) -> int:
+        return await asyncio.to_thread(self._sweep, cutoff.timestamp(), keep, dry_run)
+
+    def _sweep(self, cutoff: float, keep: Set[str], dry_run: bool) -> int:
+        """By the time the metadata was written (it goes last). Only ``<id>.bin``/``.json``
+        pairs and write leftovers are touched, never the link key that lives in the folder."""
+        if not self.folder.is_dir():
+            return 0
+        deleted = 0
+        for meta in self.folder.glob("*.json"):
+            file_id = meta.stem
+            if not FILE_ID_RE.fullmatch(file_id) or file_id in keep:
+                continue
+            try:
+                if meta.stat().st_mtime >= cutoff:
+                    continue
+            except FileNotFoundError:
+                continue
+            deleted += 1
+            if not dry_run:
+                meta.unlink(missing_ok=True)  # first: get() no longer serves a half-deleted file
+                (self.folder / f"{file_id}.bin").unlink(missing_ok=True)
+        for data in self.folder.glob("*.bin"):  # bytes whose metadata a crash never wrote
+            orphan = FILE_ID_RE.fullmatch(data.stem) and data.stem not in keep
+            if orphan and not data.with_suffix(".json").exists():
+                with contextlib.suppress(FileNotFoundError):
+                    if data.stat().st_mtime < cutoff:
+                        deleted += 1
+                        if not dry_run:
+                            data.unlink()
+        for leftover in self.folder.glob(".*.tmp"):  # a write a crash interrupted
+            with contextlib.suppress(FileNotFoundError):
+                if leftover.stat().st_mtime < cutoff and not dry_run:
+                    leftover.unlink()
+        return deleted
 
     def _write(self, ref: FileRef, data: bytes) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)

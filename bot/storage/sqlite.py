@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -180,6 +181,48 @@ def _migrate(db: sqlite3.Connection) -> None:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+# --- retention: what is old, as SQL over this file (every "?" is the cutoff) ----------------------
+# Open conversations (waiting in a queue or with an operator) and everything of theirs are kept
+# whatever their age: an operator is reading them.
+_OPEN = (
+    "SELECT conversation_id FROM queue"
+    " UNION SELECT id FROM conversations WHERE state IN ('queued', 'operator')"
+)
+_OLD_LINE = f"at < ? AND conversation_id NOT IN ({_OPEN})"
+
+
+_STALE = (
+    "{column} NOT IN ({open})"
+    " AND NOT EXISTS (SELECT 1 FROM conversations c WHERE c.id = {column} AND c.updated_at >= ?)"
+    " AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = {column} AND m.at >= ?)"
+)
+
+
+def _stale(column: str) -> str:
+    """The conversation named by ``column`` had no activity since the cutoff (or is gone)."""
+    return _STALE.format(column=column, open=_OPEN)
+
+
+# (kind counted on /metrics, table, condition), in this order: a conversation goes after its old
+# lines, its identity link after it, so a dry run and a real run count the same.
+_RETENTION: tuple[tuple[str, str, str], ...] = (
+    ("messages", "messages", _OLD_LINE),
+    ("conversations", "conversations", f"updated_at < ? AND {_stale('id')}"),
+    ("identity_links", "identity_links", f"linked_at < ? AND {_stale('conversation_id')}"),
+    ("unreachable", "unreachable", f"since < ? AND {_stale('conversation_id')}"),
+    ("notes", "notes", f"at < ? AND conversation_id NOT IN ({_OPEN})"),
+    ("csat", "csat", "at < ?"),
+    ("inbox", "inbox", "status != 'pending' AND received_at < ?"),
+    ("unparsed", "unparsed", "received_at < ?"),
+    ("outbox", "outbox", "status != 'pending' AND updated_at < ?"),
+    ("dedupe", "dedupe", "seen_at < ?"),
+    ("receipts", "receipts", "at < ?"),
+    ("legacy_requests", "requests", "created_at < ?"),  # taken over by the request board
+)
+# File ids as the stores write them: token_urlsafe(24) in the file store, uuid4().hex in uploads.
+_FILE_ID_IN_TEXT = re.compile(r"(?<![\w-])[A-Za-z0-9_-]{32}(?![\w-])")
 
 
 def _line_meta(line: TranscriptLine) -> dict[str, Any]:
@@ -741,3 +784,42 @@ class SqliteStore(Store):
 
     async def close(self) -> None:
         await self._db.close()
+
+    # --- retention (bot/retention.py) ---------------------------------------------------------
+    async def delete_older_than(self, cutoff: datetime, *, dry_run: bool = False) -> dict[str, int]:
+        stamp = cutoff.astimezone(UTC).isoformat()
+
+        def q(db: sqlite3.Connection) -> dict[str, int]:
+            counts: dict[str, int] = {}
+            for kind, table, where in _RETENTION:
+                sql = f"FROM {table} WHERE {where}"  # fixed text of _RETENTION; values bound
+                args = (stamp,) * where.count("?")
+                if dry_run:
+                    found = db.execute(f"SELECT COUNT(*) {sql}", args).fetchone()
+                    counts[kind] = counts.get(kind, 0) + int(found[0])
+                else:
+                    deleted = db.execute(f"DELETE {sql}", args).rowcount
+                    counts[kind] = counts.get(kind, 0) + deleted
+            return counts
+
+        return await (self._db.run(q) if dry_run else self._db.transaction(q))
+
+    async def files_in_use(self, cutoff: datetime) -> set[str]:
+        stamp = cutoff.astimezone(UTC).isoformat()
+
+        def q(db: sqlite3.Connection) -> set[str]:
+            found: set[str] = set()
+            rows = db.execute(
+                f"SELECT meta FROM messages WHERE NOT ({_OLD_LINE})"  # noqa: S608 - fixed text
+                " AND meta LIKE '%attachments%'",
+                (stamp,),
+            )
+            for (meta,) in rows:
+                found.update(_FILE_ID_IN_TEXT.findall(meta))
+            for (attachments,) in db.execute(
+                "SELECT attachments FROM outbox WHERE status = 'pending' AND attachments != '[]'"
+            ):
+                found.update(_FILE_ID_IN_TEXT.findall(attachments))
+            return found
+
+        return await self._db.run(q)

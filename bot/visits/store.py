@@ -108,6 +108,12 @@ class VisitStore(ABC):
     @abstractmethod
     async def shut(self) -> None: ...
 
+    async def delete_older_than(self, cutoff: datetime, *, dry_run: bool = False) -> int:
+        """Delete visits that are over: cancelled or done before ``cutoff``, or booked for a
+        window that ended before it. How many; ``dry_run`` only counts. Not abstract: a store
+        without it keeps everything."""
+        raise NotImplementedError(f"{type(self).__name__} does not delete old visits")
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS visits (
@@ -133,6 +139,16 @@ CREATE INDEX IF NOT EXISTS visits_contract ON visits (contract, status);
 _COLUMNS = (
     "id, op, contract, conversation_id, city_id, starts_at, ends_at, problem, address, fee_rub, "
     "status, request_id, reminded_at, created_at, updated_at"
+)
+
+
+# Retention: a visit is over when closed (cancelled, done) or when its booked window has ended.
+_COUNT_OVER = (
+    "SELECT count(*) FROM visits"
+    " WHERE (status != ? AND updated_at < ?) OR (status = ? AND ends_at < ?)"
+)
+_DELETE_OVER = (
+    "DELETE FROM visits WHERE (status != ? AND updated_at < ?) OR (status = ? AND ends_at < ?)"
 )
 
 
@@ -283,6 +299,16 @@ class SqliteVisitStore(VisitStore):
             return cursor.rowcount == 1
 
         return await self._db.transaction(q)
+
+    async def delete_older_than(self, cutoff: datetime, *, dry_run: bool = False) -> int:
+        args = (BOOKED, _utc(cutoff), BOOKED, _utc(cutoff))
+
+        def q(db: sqlite3.Connection) -> int:
+            if dry_run:
+                return int(db.execute(_COUNT_OVER, args).fetchone()[0])
+            return int(db.execute(_DELETE_OVER, args).rowcount)
+
+        return await (self._db.run(q) if dry_run else self._db.transaction(q))
 
     async def shut(self) -> None:
         await self._db.close()
