@@ -556,9 +556,17 @@ def _mark(used: list[bool], start: int, end: int) -> None:
 
 
 def _mask_numeric_noise(folded: str, toks: Sequence[_Tok], used: list[bool]) -> None:
-    spans = [m.span() for m in _NUMERIC_NOISE_RE.finditer(folded)]
+    # Tokens and spans both come in text order and the spans do not overlap, so one walk over
+    # both does it: comparing every token with every span was quadratic ("1.1.1.…" has
+    # thousands of each).
+    spans = iter(m.span() for m in _NUMERIC_NOISE_RE.finditer(folded))
+    span = next(spans, None)
     for k, tok in enumerate(toks):
-        if tok.kind == "n" and any(a <= tok.start and tok.end <= b for a, b in spans):
+        while span is not None and span[1] < tok.end:
+            span = next(spans, None)
+        if span is None:
+            break
+        if tok.kind == "n" and span[0] <= tok.start:
             used[k] = True
 
 

@@ -12,12 +12,14 @@ back for five in the morning. A clock ("5:30") is taken as written.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from functools import lru_cache
 
 from bot.intents.normalize import basic, lemma, morph
+from bot.intents.spans import SpanSet
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,10 +219,12 @@ def month_of(word: str) -> int | None:
 
 def find_dates(text: str, today: date) -> list[Found]:
     out: list[Found] = []
+    taken = SpanSet()  # the spans of ``out``, searched in log time
 
     def add(day: date | None, start: int, end: int) -> None:
-        if day is not None and not _taken(start, end, out):
+        if day is not None and not taken.overlaps(start, end):
             out.append(Found("date", day.isoformat(), start, end))
+            taken.add(start, end)
 
     for m in _IN_DAYS.finditer(text):
         count_word = (m.group(1) or "1").lower()
@@ -245,7 +249,7 @@ def find_dates(text: str, today: date) -> list[Found]:
             continue  # "из 5-го подъезда"
         add(_day_of_month(day, today), m.start(group), m.end())
     for m in _NUMERIC_DATE.finditer(text):
-        if _taken(m.start(), m.end(), out):
+        if taken.overlaps(m.start(), m.end()):
             continue
         if m.group(3) is None and _looks_like_clock(text, m):
             continue  # "в 10.30", "после 18.00": a time written with a dot
@@ -343,11 +347,13 @@ def find_times(
     """Times of day in text, outside the ``taken`` spans. ``dates`` (spans of dates found in the
     text) make a bare "в 10" after them a time: "завтра в 10"."""
     out: list[Found] = []
+    covered = SpanSet(taken)  # ``taken`` and the times found so far
+    date_ends = sorted(end for _, end in dates)
 
     def add(value: str, start: int, end: int, qualifier: str | None) -> None:
-        spans = [*taken, *((f.start, f.end) for f in out)]
-        if not any(start < e and s < end for s, e in spans):
+        if not covered.overlaps(start, end):
             out.append(Found("time", value, start, end, qualifier))
+            covered.add(start, end)
 
     for m in _CLOCK.finditer(text):
         sep = text[m.end(1)]
@@ -385,7 +391,7 @@ def find_times(
             if counts_something(text, m.end(), int(m.group(2))):
                 continue  # "после 3 дней", "до 100 мбит", "в 5 подъезде"
             # "в 5" alone may be a house or a flat; after "позвоните" or "завтра" it is a time.
-            if prep in ("в", "во", "at") and not _time_context(text, m.start(), dates):
+            if prep in ("в", "во", "at") and not _time_context(text, m.start(), date_ends):
                 continue
             if prep == "от" and _next_word(text, m.end()) not in _RANGE_WORDS:
                 continue  # "от 5" is a time only in "от 10 до 12"
@@ -436,10 +442,12 @@ def counts_something(text: str, end: int, number: int) -> bool:
 _HOUR_AFTER = re.compile(r"\w+\s+\d{1,2}(?:-?(?:ти|х))?")
 
 
-def _time_context(text: str, start: int, dates: Sequence[tuple[int, int]]) -> bool:
-    """A call-back or visit word, or a date, right before "в 8"."""
+def _time_context(text: str, start: int, date_ends: Sequence[int]) -> bool:
+    """A call-back or visit word, or a date (``date_ends``: where each ends, sorted), right
+    before "в 8"."""
     before = text[max(0, start - 24) : start]
-    if any(start - 12 <= e <= start for _, e in dates):
+    k = bisect_left(date_ends, start - 12)  # a search, not a scan: a message may hold thousands
+    if k < len(date_ends) and date_ends[k] <= start:
         return True
     words = _WORD.findall(before)
     if words and lemma(basic(words[-1])) in _TIME_TRIGGERS:
@@ -466,7 +474,3 @@ def _ranges(text: str, times: list[Found]) -> list[Found]:
                     # "с 7 до 9": the bare 7 read as evening starts a morning range after all
                     out[k - 1] = replace(out[k - 1], value=f"{start - 12:02d}{a.value[2:]}")
     return out
-
-
-def _taken(start: int, end: int, found: list[Found]) -> bool:
-    return any(start < f.end and f.start < end for f in found)
