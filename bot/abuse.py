@@ -56,7 +56,7 @@ DEFAULT_RATES: Mapping[str, str] = {
     "otp_per_phone": "3/hour;10/day",
     "otp_per_email": "3/hour;10/day",
     "otp_per_contract": "5/day",
-    "otp_guesses_per_contract": "10/hour",
+    "otp_guesses_per_contract": "6/hour;20/day",  # two codes wrong three times each
     # Contract or phone look-ups by someone not yet identified: per address (widget) or per
     # platform user (messengers, REST sender).
     "id_lookups_per_client": "10/hour",
