@@ -320,7 +320,7 @@ def add_audit_routes(app: web.Application, authorized: Callable[..., Any]) -> No
             "audit.export",
             login=operator.login,
             rows=len(entries),
-            **{k: v for k, v in filters.items() if k != "limit" and v is not None},
+            **{f"filter_{k}": v for k, v in filters.items() if k != "limit" and v is not None},
         )
         out = io.StringIO()
         writer = csv.writer(out, delimiter=";", lineterminator="\r\n")

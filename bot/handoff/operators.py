@@ -203,6 +203,12 @@ def _throttle_key(login: str) -> str:
     return key.encode("utf-8", "replace").decode("utf-8")
 
 
+def _failure_key(key: str) -> str:
+    """How a login is kept among the failures: a digest, as the login field is also where
+    people type their password by mistake, and failures are kept for a day."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
 def token_digest(token: str) -> str:
     """The stored form of a session token (and the key ``on_sessions_ended`` reports)."""
     return _token_digest(token)
@@ -314,7 +320,7 @@ class OperatorStore(ABC):
         key = _throttle_key(login)
         address = (ip or "unknown")[:64]
         now = self._clock()
-        wait, scope = await self._begin_attempt(key, address, now)
+        wait, scope = await self._begin_attempt(_failure_key(key), address, now)
         if wait > 0:
             raise LoginThrottled(wait, scope)
         found = await self._credentials(key)
@@ -326,7 +332,7 @@ class OperatorStore(ABC):
             return LoginResult(None, "wrong_password", key, known=True)
         if found[0].disabled:
             return LoginResult(None, "disabled", key, known=True)
-        await self._attempt_succeeded(key, address)
+        await self._attempt_succeeded(_failure_key(key), address)
         return LoginResult(found[0], "ok", key, known=True)
 
     async def _dummy(self) -> str:
@@ -518,7 +524,7 @@ class SqliteOperatorStore(OperatorStore):
                 (encoded, now, key),
             )
             db.execute("DELETE FROM operator_sessions WHERE login = ?", (key,))
-            db.execute("DELETE FROM login_failures WHERE login = ?", (key,))
+            db.execute("DELETE FROM login_failures WHERE login = ?", (_failure_key(key),))
             return cur.rowcount == 1
 
         changed = await self._transaction(q)
