@@ -24,7 +24,14 @@ from bot.dialog.actions.offers import (
     say,
     term_params,
 )
-from bot.dialog.actions.one_time_codes import CODES_PER_HOUR, check, new_code, recent
+from bot.dialog.actions.one_time_codes import (
+    CODES_PER_HOUR,
+    check,
+    limited_reply,
+    may_send,
+    new_code,
+    recent,
+)
 from bot.dialog.actions.render import mentions_stem
 from bot.dialog.types import ActionContext, ActionResult
 from bot.intents.entities import contact_of
@@ -297,6 +304,9 @@ async def change_contacts(ctx: ActionContext) -> ActionResult:
     sent = recent(ctx.memory.get("contact_codes_sent", []), ctx.now)
     if len(sent) >= CODES_PER_HOUR:
         return ActionResult(replies=(say("identity.too_many_codes"),))
+    kind, contract = ("sms" if field_name == "phone" else "email"), account.contract_number
+    if refusal := await may_send(ctx, kind=kind, destination=value, contract=contract):
+        return ActionResult(replies=(limited_reply(ctx, refusal),), forget=("contact",))
     code, kept = new_code(ctx.now)
     # The code goes to the NEW contact: it proves the customer owns it.
     message = ctx.render(Text("selfservice.contacts.code_message", {"code": code}))
