@@ -201,7 +201,8 @@ _STALE = (
 
 
 def _stale(column: str) -> str:
-    """The conversation named by ``column`` had no activity since the cutoff (or is gone)."""
+    """The conversation named by ``column`` had no activity since the cutoff (or is gone).
+    ``column`` is qualified with its table: a bare name would mean the subquery's own."""
     return _STALE.format(column=column, open=_OPEN)
 
 
@@ -209,9 +210,9 @@ def _stale(column: str) -> str:
 # lines, its identity link after it, so a dry run and a real run count the same.
 _RETENTION: tuple[tuple[str, str, str], ...] = (
     ("messages", "messages", _OLD_LINE),
-    ("conversations", "conversations", f"updated_at < ? AND {_stale('id')}"),
-    ("identity_links", "identity_links", f"linked_at < ? AND {_stale('conversation_id')}"),
-    ("unreachable", "unreachable", f"since < ? AND {_stale('conversation_id')}"),
+    ("conversations", "conversations", f"updated_at < ? AND {_stale('conversations.id')}"),
+    ("identity_links", "identity_links", f"linked_at < ? AND {_stale('identity_links.conversation_id')}"),
+    ("unreachable", "unreachable", f"since < ? AND {_stale('unreachable.conversation_id')}"),
     ("notes", "notes", f"at < ? AND conversation_id NOT IN ({_OPEN})"),
     ("csat", "csat", "at < ?"),
     ("inbox", "inbox", "status != 'pending' AND received_at < ?"),
