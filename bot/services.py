@@ -48,6 +48,7 @@ from bot.outbox import register_metrics as register_outbox_metrics
 from bot.requests.desk import REQUESTS, RequestDesk, notice_keys
 from bot.requests.sqlite import SqliteRequestBoard
 from bot.requests.webhook import RequestWebhook
+from bot.retention import Retention, build_retention
 from bot.selfservice.invoice import INVOICE_LABEL_KEYS
 from bot.selfservice.notices import CustomerNotices
 from bot.selfservice.oplog import OperationLog, SqliteOperationLog
@@ -152,6 +153,7 @@ class Services:
     requests_webhook: RequestWebhook | None = None  # their mirror in the provider's CRM
     outages: OutageService | None = None  # outages and planned works (bot/outages)
     visits: VisitService | None = None  # technician visits and their reminders (bot/visits)
+    retention: Retention | None = None  # BOT_RETENTION_DAYS: old data deleted daily (start())
 
     async def start(self) -> None:
         """Background work: channels (long polling), unanswered inbounds, unsent replies."""
@@ -171,8 +173,13 @@ class Services:
             await self.requests_webhook.start()
         if self.visits is not None:
             await self.visits.start()
+        self.retention = build_retention(self)  # after the take-over above: nothing is lost
+        if self.retention is not None:
+            await self.retention.start()
 
     async def close(self) -> None:
+        if self.retention is not None:
+            await self.retention.close()
         if self.visits is not None:
             await self.visits.close()
         if self.outages is not None:
