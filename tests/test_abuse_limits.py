@@ -24,7 +24,7 @@ from bot.intents.nlu import Nlu
 from bot.metrics import Metrics
 from bot.models import ConversationKey
 from bot.services import Services, build_services
-from tests.conftest import Say, buttons, texts
+from tests.conftest import Say, buttons, identity, texts
 
 CONTRACT = "380300112233"
 
@@ -109,6 +109,22 @@ async def test_a_customer_within_the_limits_is_not_bothered(
     wrong = "000000" if code != "000000" else "111111"
     assert "Осталось попыток: 2" in texts(await say("fine", wrong))
     assert "вы вошли по договору" in texts(await say("fine", code))
+
+
+async def test_contact_change_codes_to_one_new_number_are_limited_across_conversations(
+    say: Say, client: TestClient, settings: Settings
+) -> None:
+    """An identified customer cannot use the contact change to text a stranger's number again
+    and again by opening new conversations."""
+    said = []
+    for n in range(5):
+        signed = identity("750012345678")
+        await say(f"ct-{n}", "хочу поменять номер телефона в договоре", identity=signed)
+        said.append(texts(await say(f"ct-{n}", "+7 914 555-66-77", identity=signed)))
+    assert all("Отправил код" in s for s in said[:3])
+    assert all("уже отправлялся несколько раз" in s for s in said[3:])
+    assert [r["to"] for r in codes_sent(settings)] == ["+79145556677"] * 3
+    assert await metric(client, "otp_per_phone") == 2
 
 
 # --- identification look-ups per address (widget) -----------------------------------------------
