@@ -225,8 +225,53 @@ def _customer_paths(base: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
+# Answers every operation can give besides its own, from the layers in front of the handlers:
+# input refused at the boundary (bot/untrusted.py: not UTF-8, nested too deep, a number out of
+# range), a body over the size limit, a rate or abuse limit. Their bodies are JSON {"error"} from
+# our handlers or plain text from aiohttp itself, so no content type is promised.
+_ANY_OPERATION = {
+    "400": {"description": "malformed or refused input (the reason is in the body)"},
+    "413": {"description": "the body is larger than the gateway accepts"},
+    "429": {"description": "too many requests; try again later (Retry-After when known)"},
+}
+_WITH_BODY = {"415": {"description": "the body is not of the documented content type"}}
+_WITH_ID = {"404": {"description": "nothing with that id (or not this caller's)"}}
+_OPERATOR = {
+    "401": {"description": "no operator session"},
+    "403": {"description": "CSRF token or origin refused, or not allowed for this role"},
+}
+_PLAIN = {"text/plain": {"schema": {"type": "string"}}}
+_WEBHOOK = {"404": {"description": "the channel is off (its credentials are not configured)"}}
+
+
+def _complete(paths: dict[str, Any]) -> dict[str, Any]:
+    """Every operation with the answers the gateway can really give (schemathesis checks that
+    each status code a response carries is documented): the layers' common answers, 404 for an
+    id in the path, the operator API's session refusals, 415 where a body is read."""
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            extra: dict[str, Any] = dict(_ANY_OPERATION)
+            if method in ("post", "put", "patch") or "requestBody" in operation:
+                extra |= _WITH_BODY
+            if "{" in path:
+                extra |= _WITH_ID
+            if path.startswith("/api/v1/operator/") and path != "/api/v1/operator/login":
+                extra |= _OPERATOR
+            if path.startswith("/webhooks/"):
+                extra |= _WEBHOOK
+            responses = operation.setdefault("responses", {})
+            for code, answer in extra.items():
+                responses.setdefault(code, answer)
+            content = responses["404"].get("content") if "404" in responses else None
+            if content is not None and "text/plain" not in content:
+                # A path id the route's pattern refuses (``/requests/-1``) never reaches the
+                # handler: aiohttp's router answers that 404 in plain text.
+                responses["404"] = {**responses["404"], "content": {**content, **_PLAIN}}
+    return paths
+
+
 def openapi_document() -> dict[str, Any]:
-    return {
+    document: dict[str, Any] = {
         "openapi": "3.0.3",
         "info": {
             "title": "ISP support gateway",
@@ -369,7 +414,10 @@ def openapi_document() -> dict[str, Any]:
             "/healthz": {
                 "get": {
                     "summary": "200 when the store and the engine answer",
-                    "responses": {"200": {"description": "healthy"}, "503": {"description": "not"}},
+                    "responses": {
+                        "200": {"description": "healthy"},
+                        "503": {"description": "not"},
+                    },
                 }
             },
             "/metrics": {
@@ -403,7 +451,10 @@ def openapi_document() -> dict[str, Any]:
                                     "properties": {
                                         "id": {"type": "string", "maxLength": 200},
                                         "contract": {"type": "string"},
-                                        "kind": {"type": "string", "enum": ["payment", "status"]},
+                                        "kind": {
+                                            "type": "string",
+                                            "enum": ["payment", "status"],
+                                        },
                                         "amount_rub": {"type": "string", "example": "500.00"},
                                         "previous_status": {"type": "string"},
                                     },
@@ -495,3 +546,5 @@ def openapi_document() -> dict[str, Any]:
             },
         },
     }
+    _complete(document["paths"])
+    return document

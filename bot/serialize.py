@@ -114,14 +114,21 @@ def files_to_json(refs: tuple[FileRef, ...]) -> list[dict[str, Any]]:
 
 
 def files_from_json(data: Any) -> tuple[FileRef, ...]:
-    """Files from their JSON form; tolerant of rows written before files existed (None)."""
+    """Files from their JSON form; tolerant of rows written before files existed (None) and of
+    an entry without its four fields (it is left out: a transcript must still be readable)."""
     if not isinstance(data, list):
         return ()
-    return tuple(
-        FileRef(str(f["file_id"]), str(f["name"]), str(f["content_type"]), int(f["size"]))
-        for f in data
-        if isinstance(f, Mapping)
-    )
+    return tuple(ref for ref in map(_file_from_json, data) if ref is not None)
+
+
+def _file_from_json(f: Any) -> FileRef | None:
+    if not isinstance(f, Mapping):
+        return None
+    size = f.get("size")
+    names = (f.get("file_id"), f.get("name"), f.get("content_type"))
+    if not all(isinstance(n, str) for n in names) or not isinstance(size, int):
+        return None
+    return FileRef(str(names[0]), str(names[1]), str(names[2]), size)
 
 
 def attachments_of(meta: Mapping[str, Any] | None) -> tuple[FileRef, ...]:
