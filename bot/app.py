@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
@@ -20,11 +22,77 @@ from bot.outages.api import OutageApi
 from bot.requests.api import RequestApi
 from bot.selfservice.billing_events import BillingEvents
 from bot.services import Services, build_services
+from bot.untrusted import UntrustedInput
 from bot.visits.api import VisitApi
 
 log = logging.getLogger(__name__)
 
 SERVICES = web.AppKey("services", Services)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _route(request: web.Request) -> str:
+    """The route's template (``/api/v1/operator/customers/{contract}``), never the path itself:
+    paths carry contract numbers and conversation ids, which stay out of the logs."""
+    info = request.match_info.route.resource
+    return info.canonical if info is not None else "(no route)"
+
+
+@web.middleware
+async def safety_net(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The net under every handler: outside input refused deep inside one is a 400 with the
+    reason; any other unhandled exception is a JSON 500 carrying an incident id, with the
+    traceback logged under that id and never sent. The goal is still no 500 at all: every
+    door validates its own input; this only keeps a missed case from leaking a traceback."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise  # aiohttp's own answers (404, 405, 413 …) are already what the client should see
+    except UntrustedInput as exc:
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            raise  # the socket has its own close; there is no response to replace
+        return json_response({"error": str(exc)}, status=400)
+    except Exception:
+        incident = uuid.uuid4().hex
+        log.exception("unhandled error in %s %s (id %s)", request.method, _route(request), incident)
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            raise
+        return json_response({"error": "internal error", "id": incident}, status=500)
+
+
+def _loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name or "" (every interface): not only this machine
+
+
+def warn_about_open_doors(settings: Settings) -> list[str]:
+    """Start-up warnings for the token-less doors on a gateway the world can reach (a public
+    URL, or listening on more than loopback). Without the token such a door is closed to
+    everyone, the world included; this says why, instead of leaving a 403 to puzzle over."""
+    exposed = settings.public_url is not None or not _loopback_host(settings.host)
+    if not exposed:
+        return []
+    where = "BOT_PUBLIC_URL is set" if settings.public_url else f"BOT_HOST is {settings.host}"
+    warnings: list[str] = []
+    if settings.rest_token is None:
+        warnings.append(
+            f"{where} and BOT_REST_TOKEN is not set: the REST API (/api/v1/messages, "
+            "/api/v1/conversations) is closed to everyone but BOT_ADMIN_TOKEN until it is set"
+        )
+    if settings.admin_token is None:
+        warnings.append(
+            f"{where} and BOT_ADMIN_TOKEN is not set: the outage API (/api/v1/outages) is "
+            "closed until it is set"
+        )
+    for warning in warnings:
+        log.warning(warning)
+    return warnings
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -59,7 +127,8 @@ async def openapi(request: web.Request) -> web.Response:
 
 def create_app(settings: Settings, *, services: Services | None = None) -> web.Application:
     """Build the application. Services are built here unless given (tests share one set)."""
-    app = web.Application(client_max_size=1024**2)
+    app = web.Application(client_max_size=1024**2, middlewares=[safety_net])
+    warn_about_open_doors(settings)
     built = services or build_services(settings)
     app[SERVICES] = built
 
@@ -77,12 +146,17 @@ def create_app(settings: Settings, *, services: Services | None = None) -> web.A
         token=settings.rest_token,
         identity_secret=settings.identity_secret,
         files=built.files,
+        admin_token=settings.admin_token,
+        public_url=settings.public_url,
     ).routes(app)
     add_public_file_route(app, built.files, FileLinks.from_settings(settings))
     add_operator_file_routes(app, built.files)
     for channel in built.channels.values():
         channel.routes(app)
-    setup_operator_auth(app, built.operators, close_store=False)  # closed with the services
+    setup_operator_auth(
+        app, built.operators, close_store=False,  # closed with the services
+        trusted_proxies=settings.trusted_proxies, audit_log=built.audit, metrics=built.metrics,
+    )  # fmt: skip
     app[STATUS_OF] = lambda login: "online" if built.handoff.is_online(login) else "away"
     OperatorApi(
         service=built.handoff,
@@ -102,7 +176,10 @@ def create_app(settings: Settings, *, services: Services | None = None) -> web.A
     ).routes(app)
     if built.outages is not None:
         outage_api = OutageApi(
-            service=built.outages, catalog=built.catalog, token=settings.admin_token
+            service=built.outages,
+            catalog=built.catalog,
+            token=settings.admin_token,
+            public_url=settings.public_url,
         )
         outage_api.routes(app)
     if built.visits is not None:

@@ -8,6 +8,11 @@ but not answered when the process stopped are picked up again at start.
 A channel may register a preparer: work on an inbound that must not delay the webhook's answer
 (fetching the customer's files from the platform: bot/channels/inbound_files.py). It runs here,
 in the background and in the conversation's order, just before the dialog sees the message.
+
+Every inbound passes the untrusted-input boundary here, before anything is stored: its text is
+cleaned and capped at the channel's limit (bot/untrusted.py), and the platform's raw JSON kept
+with it is held to the same rules (no lone surrogate reaches SQLite, no megabyte string is kept).
+Authentic deliveries a channel could not use are counted here too (``refused``).
 """
 
 from __future__ import annotations
@@ -16,13 +21,16 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
+from typing import Any
 
 from bot.gateway import Gateway
 from bot.metrics import Metrics
 from bot.models import Inbound
 from bot.outbox import Outbox
 from bot.storage.base import Store
+from bot.untrusted import DEFAULT_TEXT_LIMIT, MAX_JSON_DEPTH, clean_inbound, clean_text
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +42,39 @@ RETRY_SECONDS = (0.5, 2.0, 5.0, 15.0)
 
 Preparer = Callable[[Inbound], Awaitable[Inbound]]
 
+# The platform JSON kept with an inbound is for people to inspect: strings in it are cut at twice
+# the longest message any platform allows, a level deeper than any platform nests is dropped.
+RAW_STRING_LIMIT = 2 * 7000
+RAW_MAX_DEPTH = MAX_JSON_DEPTH
+
+
+def storable_raw(value: Any, depth: int = 0) -> Any:
+    """``value`` (parsed platform JSON) with every string, key included, cleaned and capped.
+    Depth-bounded recursion: the value came through ``untrusted.loads`` or a platform SDK."""
+    if isinstance(value, str):
+        return clean_text(value, RAW_STRING_LIMIT)
+    if depth >= RAW_MAX_DEPTH:
+        return None
+    if isinstance(value, Mapping):
+        return {
+            clean_text(str(k), DEFAULT_TEXT_LIMIT): storable_raw(v, depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [storable_raw(v, depth + 1) for v in value]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return clean_text(str(value), RAW_STRING_LIMIT)
+
 
 def register_metrics(metrics: Metrics) -> None:
     metrics.counter("inbound_duplicates_total", "Redelivered platform updates ignored.")
     metrics.counter("inbound_failed_total", "Inbounds that could not be processed.")
+    metrics.counter(
+        "inbound_refused_total",
+        "Deliveries not taken as a customer message, by channel and reason (authentic but "
+        "unusable ones are acknowledged and kept for inspection).",
+    )
 
 
 class Ingress:
@@ -56,8 +93,31 @@ class Ingress:
         """``prepare`` runs on each of ``channel``'s inbounds before the dialog sees it."""
         self._preparers[channel] = prepare
 
+    def refused(self, channel: str, reason: str, delivery: str | None = None) -> None:
+        """Count (and log, by its platform id only) a delivery a channel did not take: forged,
+        or authentic but unusable (not JSON, nested too deep, a shape we cannot read).
+        ``reason`` is a word from the channel's own vocabulary, never the sender's text."""
+        self._metrics.inc("inbound_refused_total", channel=channel, reason=reason)
+        shown = clean_text(delivery, 64) if delivery else "(no id)"
+        log.warning("%s: delivery %s refused: %s", channel, shown, reason)
+
     async def accept(self, inbound: Inbound, *, scope: str, platform_id: str) -> bool:
         """Record an authentic, parsed inbound; False for a redelivery. Returns once durable."""
+        platform_id = clean_text(platform_id, 256)
+        key = inbound.key
+        if any(clean_text(part, 256) != part for part in (key.channel, key.chat_id, key.user_id)):
+            # A conversation id is never repaired: a replaced character would name another one.
+            self.refused(key.channel, "bad_sender", platform_id)
+            return False
+        inbound = clean_inbound(inbound)
+        inbound = replace(
+            inbound,
+            message_id=clean_text(inbound.message_id, 256),
+            attachments=tuple(
+                replace(a, ref=clean_text(a.ref, 2048)) if a.ref else a for a in inbound.attachments
+            ),
+            raw=storable_raw(inbound.raw),
+        )
         inbox_id = await self._store.inbox_put(scope, platform_id, inbound)
         if inbox_id is None:
             self._metrics.inc("inbound_duplicates_total", channel=inbound.key.channel)

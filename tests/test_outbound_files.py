@@ -466,7 +466,7 @@ async def test_rest_replies_carry_the_file_url_and_the_file_downloads_only_with_
     )
     assert resp.status == 200
     [reply] = (await resp.json())["replies"]
-    url = f"/api/v1/files/{ref.file_id}"
+    url = f"/api/v1/files/{ref.file_id}?sender=site-1"  # the token is scoped to one sender
     assert reply["attachments"] == [
         {"name": NAME, "content_type": "application/pdf", "size": len(PDF), "url": url}
     ]
@@ -481,11 +481,11 @@ async def test_rest_replies_carry_the_file_url_and_the_file_downloads_only_with_
     disposition = ok.headers["Content-Disposition"]
     assert disposition.startswith("attachment;")
     assert "filename*=UTF-8''" + quote(NAME) in disposition
-    missing = await rig.client.get("/api/v1/files/" + "x" * 32, headers=auth)
+    missing = await rig.client.get("/api/v1/files/" + "x" * 32 + "?sender=site-1", headers=auth)
     assert missing.status == 404
 
     transcript = await rig.client.get(
-        "/api/v1/conversations/rest:site-1:site-1/messages", headers=auth
+        "/api/v1/conversations/rest:site-1:site-1/messages?sender=site-1", headers=auth
     )
     messages = (await transcript.json())["messages"]
     assert messages[-1]["attachments"] == reply["attachments"]
@@ -497,10 +497,13 @@ async def test_rest_replies_carry_the_file_url_and_the_file_downloads_only_with_
 async def test_operators_see_the_file_in_the_transcript_and_download_it_with_a_session(
     make: Make, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    rig = await make()
+    rig = await make(rest_token=REST_TOKEN)  # a public URL: loopback needs the token too
     ref = await rig.put()
     rig.answer_with(monkeypatch, [ref])
-    resp = await rig.client.post("/api/v1/messages", json={"sender": "site-2", "text": ASK})
+    auth = {"Authorization": f"Bearer {REST_TOKEN}"}
+    resp = await rig.client.post(
+        "/api/v1/messages", json={"sender": "site-2", "text": ASK}, headers=auth
+    )
     assert resp.status == 200
     url = f"/api/v1/operator/files/{ref.file_id}"
     assert (await rig.client.get(url)).status == 401

@@ -11,6 +11,11 @@ than through aiogram's ``Update`` model: the model rejects shapes older Bot API 
 clients produce (no ``is_bot``, no ``file_unique_id``, no ``chat.type``) and would turn a change
 in a field we never read into a lost customer message. aiogram does all the sending.
 
+Outside text is cut at Telegram's own limits where it is read (4096 characters of a message,
+1024 of a caption): a longer one is not a customer's, and nothing after the parser sees more.
+The body is parsed with ``untrusted.loads`` (size and depth bounded); an authentic body it
+refuses is acknowledged with 200 and kept, so Telegram does not redeliver it for a day.
+
 aiogram is imported only when the channel is configured: building its types takes seconds,
 which every start-up of the gateway would otherwise pay.
 """
@@ -48,6 +53,7 @@ from bot.models import (
     Location,
     RenderedButton,
 )
+from bot.untrusted import SHORT_TEXT_LIMIT, UntrustedInput, clean_text, loads, text_limit
 
 if TYPE_CHECKING:
     from aiogram import Bot
@@ -77,6 +83,7 @@ _SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")  # what setWebhook accepts as secr
 _BACKOFF_MAX = 60.0
 MAX_FILE = 50 * MB  # what a bot may upload through the Bot API (sendDocument)
 CAPTION_LIMIT = 1024  # characters of a document's caption
+TEXT_LIMIT = text_limit(CHANNEL)  # characters of a message a user can send
 _REMEMBERED_STEPS = 1000  # messages of a partly sent reply, so a retry does not repeat them
 
 
@@ -164,11 +171,17 @@ def contact_phone(raw: str) -> str:
     return e164_phone(raw) or raw.strip()
 
 
+def _short(parent: Mapping[str, Any], name: str) -> str | None:
+    """A short field (a name, a phone, a file name), cleaned and cut before anyone reads it."""
+    value = _opt_str(parent, name)
+    return None if value is None else clean_text(value, SHORT_TEXT_LIMIT)
+
+
 def _contact(raw: Mapping[str, Any], sender_id: int) -> Contact:
-    phone = _opt_str(raw, "phone_number")
+    phone = _short(raw, "phone_number")
     if not phone or not phone.strip():
         raise Unparsable("contact without a phone number")
-    names = (_opt_str(raw, "first_name"), _opt_str(raw, "last_name"))
+    names = (_short(raw, "first_name"), _short(raw, "last_name"))
     name = " ".join(n for n in names if n) or None
     # Telegram fills user_id with the sender's own id only for the "share my phone" button: the
     # number is then vouched for by Telegram. A forwarded or typed contact has another or none.
@@ -190,8 +203,8 @@ def _attachment(message: Mapping[str, Any]) -> Attachment | None:
             raise Unparsable(f"'{kind}' is not an object")
         return Attachment(
             kind,
-            name=_opt_str(value, "file_name"),
-            ref=_opt_str(value, "file_id"),
+            name=_short(value, "file_name"),
+            ref=_short(value, "file_id"),
             size=_opt_int(value, "file_size"),
         )
     return None
@@ -215,6 +228,8 @@ def _message(update_id: int, message: Mapping[str, Any], common: dict[str, Any])
         )
         return ParsedUpdate(update_id, inbound=Inbound(kind="location", location=point, **base))
     text = _opt_str(message, "text")
+    if text is not None:
+        text = clean_text(text, TEXT_LIMIT)
     if text is not None and text.strip():
         if _START.match(text):  # "/start", "/start@OurBot", "/start <deep-link parameter>"
             inbound = Inbound(kind="payload", text=text, payload=START_PAYLOAD, **base)
@@ -223,7 +238,7 @@ def _message(update_id: int, message: Mapping[str, Any], common: dict[str, Any])
         return ParsedUpdate(update_id, inbound=inbound)
     attachment = _attachment(message)
     if attachment is not None:
-        caption = _opt_str(message, "caption") or None
+        caption = clean_text(_opt_str(message, "caption") or "", CAPTION_LIMIT) or None
         inbound = Inbound(kind="attachment", text=caption, attachments=(attachment,), **base)
         return ParsedUpdate(update_id, inbound=inbound)
     return ParsedUpdate(update_id)  # service messages (pinned, joined, …): nothing to answer
@@ -236,7 +251,7 @@ def _callback(update_id: int, query: Mapping[str, Any], common: dict[str, Any]) 
     callback_id = str(raw_id)
     user_id, locale = _user(query)
     message = _opt_obj(query, "message")
-    data = _opt_str(query, "data")
+    data = _short(query, "data")
     if message is None or not data:  # an inline-mode message or a game: no chat of ours
         return ParsedUpdate(update_id, callback_id=callback_id)
     chat_id = _private(_obj(message, "chat"))
@@ -375,14 +390,17 @@ class TelegramChannel(Channel):
     async def webhook(self, request: web.Request) -> web.Response:
         refused = self._refusal(request)
         if refused is not None:
+            self._ingress.refused(CHANNEL, "forged")
             return web.Response(status=refused)
         body = await request.read()
         text = body.decode("utf-8", errors="replace")
         try:
-            raw = json.loads(body)
-        except ValueError as exc:
-            await self._store.keep_unparsed(CHANNEL, text, f"not JSON: {exc}")
-            log.warning("telegram: kept an update that is not JSON")
+            raw = loads(body)
+        except UntrustedInput as exc:
+            # Authentic (the secret matched) but unusable: acknowledged, or Telegram would
+            # redeliver it for a day; kept for people to look at.
+            await self._store.keep_unparsed(CHANNEL, text, str(exc))
+            self._ingress.refused(CHANNEL, "unreadable")
             return web.Response(status=200)
         await self.handle_update(raw, text)
         return web.Response(status=200)
@@ -407,7 +425,9 @@ class TelegramChannel(Channel):
             parsed = parse_update(raw)
         except Unparsable as exc:
             await self._store.keep_unparsed(CHANNEL, body, str(exc))
-            log.warning("telegram: kept an update we could not read: %s", exc)
+            update_id = raw.get("update_id") if isinstance(raw, Mapping) else None
+            delivery = str(update_id) if isinstance(update_id, int) else None
+            self._ingress.refused(CHANNEL, "unparsable", delivery)
             callback_id = _loose_callback_id(raw)
             if callback_id is not None:
                 self._spawn(self._answer_callback(callback_id))

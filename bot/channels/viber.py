@@ -6,6 +6,11 @@ body under the auth token, compared in constant time before the body is even par
 own ``verify_signature`` uses ``==``). Bodies are parsed with ``json.loads`` straight from the
 bytes: ``message_token`` is a 64-bit integer above 2**53 and must never pass through a float.
 
+Outside text is cut at Viber's own limit (7000 characters) where it is read; bodies are parsed
+with ``untrusted.loads`` (size and depth bounded), and an authentic one it refuses is
+acknowledged and kept. A user id must arrive clean: it names the conversation, so a lone
+surrogate in it makes the callback unparsable rather than silently another customer's.
+
 One Viber rule shapes this module: the welcome message for ``conversation_started`` can only be
 given in the body of the webhook response (the customer is not subscribed yet, so
 ``send_message`` would be refused). It is the one reply that does not go through the outbox,
@@ -19,7 +24,6 @@ import contextlib
 import hashlib
 import hmac
 import html
-import json
 import logging
 import math
 import re
@@ -53,6 +57,13 @@ from bot.models import (
     Text,
 )
 from bot.storage.base import Store
+from bot.untrusted import (
+    SHORT_TEXT_LIMIT,
+    UntrustedInput,
+    clean_text,
+    loads,
+    text_limit,
+)
 
 if TYPE_CHECKING:  # the registry imports this module: no import cycle at run time
     from bot.channels.registry import ChannelDeps
@@ -84,6 +95,7 @@ MAX_FILE = 50 * MB
 # file is fetched from, next to VIBER_API_BASE's own (a proxy, a fake).
 FILE_HOSTS = ("viber.com",)
 _REMEMBERED_STEPS = 1000  # messages of a partly sent reply, so a retry does not repeat them
+TEXT_LIMIT = text_limit(CHANNEL)  # what Viber lets a user send (7000 characters)
 
 # send_message status codes (REST Bot API, "Error codes").
 RECEIVER_NOT_REGISTERED = 5
@@ -143,9 +155,19 @@ def _string(data: Mapping[str, Any], name: str) -> str:
     return value
 
 
-def _optional_string(data: Mapping[str, Any], name: str) -> str | None:
+def _optional_string(
+    data: Mapping[str, Any], name: str, limit: int = SHORT_TEXT_LIMIT
+) -> str | None:
     value = data.get(name)
-    return value if isinstance(value, str) and value else None
+    return clean_text(value, limit) if isinstance(value, str) and value else None
+
+
+def _identifier(data: Mapping[str, Any], name: str) -> str:
+    """A user id: it names the conversation, so it must arrive clean and short."""
+    value = _string(data, name)
+    if len(value) > SHORT_TEXT_LIMIT or clean_text(value, SHORT_TEXT_LIMIT) != value:
+        raise ViberParseError(f"'{name}' is not a Viber id")
+    return value
 
 
 def message_token(data: Mapping[str, Any]) -> str:
@@ -176,7 +198,7 @@ def _location(message: Mapping[str, Any]) -> Location:
 
 def _contact(message: Mapping[str, Any]) -> Contact:
     raw = _mapping(message, "contact")
-    phone = e164_phone(_string(raw, "phone_number"))
+    phone = e164_phone(clean_text(_string(raw, "phone_number"), SHORT_TEXT_LIMIT))
     if phone is None:
         raise ViberParseError("'contact.phone_number' is not a phone number")
     # Viber does not say whose number it is (any contact can be shared), so it is not vouched.
@@ -186,7 +208,7 @@ def _contact(message: Mapping[str, Any]) -> Contact:
 def parse_message(data: Mapping[str, Any], *, received_at: datetime | None = None) -> Inbound:
     """A ``message`` callback as an ``Inbound`` (pure; payload tokens are resolved later)."""
     sender = _mapping(data, "sender")
-    user_id = _string(sender, "id")
+    user_id = _identifier(sender, "id")
     message = _mapping(data, "message")
     kind = message.get("type")
     base = Inbound(
@@ -201,6 +223,9 @@ def parse_message(data: Mapping[str, Any], *, received_at: datetime | None = Non
         text = message.get("text")
         if not isinstance(text, str) or not text.strip():
             raise ViberParseError("a text message without text")
+        text = clean_text(text, TEXT_LIMIT)  # cut before anything reads it
+        if not text.strip():
+            raise ViberParseError("a text message without text")
         if _PAYLOAD.fullmatch(text.strip()):
             return replace(base, kind="payload", payload=text.strip())
         return replace(base, text=text)
@@ -213,14 +238,14 @@ def parse_message(data: Mapping[str, Any], *, received_at: datetime | None = Non
         size = message.get("size")
         attachment = Attachment(
             str(kind),
-            _optional_string(message, "media"),
+            _optional_string(message, "media", 2048),
             _optional_string(message, "file_name"),
             size=size if isinstance(size, int) and not isinstance(size, bool) else None,
         )
-        caption = _optional_string(message, "text") if kind == "picture" else None
+        caption = _optional_string(message, "text", TEXT_LIMIT) if kind == "picture" else None
         return replace(base, kind="attachment", attachments=(attachment,), text=caption)
     if kind == "url":
-        return replace(base, text=_string(message, "media"))
+        return replace(base, text=clean_text(_string(message, "media"), TEXT_LIMIT))
     raise ViberParseError(f"unsupported message type {kind!r}")
 
 
@@ -319,11 +344,12 @@ class ViberChannel(Channel):
     async def _webhook(self, request: web.Request) -> web.Response:
         body = await request.read()
         if not verify_signature(self._auth_token, body, request.headers.get(SIGNATURE_HEADER)):
+            self._ingress.refused(CHANNEL, "forged")
             return web.Response(status=403, text="bad signature")
         try:
-            data = json.loads(body)  # ints stay exact: message_token is above 2**53
-        except (ValueError, RecursionError) as exc:
-            return await self._unparsed(body, f"not JSON: {exc}")
+            data = loads(body)  # ints stay exact: message_token is above 2**53
+        except UntrustedInput as exc:
+            return await self._unparsed(body, str(exc), "unreadable")
         try:
             if not isinstance(data, dict):
                 raise ViberParseError("the body must be a JSON object")
@@ -335,10 +361,12 @@ class ViberChannel(Channel):
         except ViberParseError as exc:
             return await self._unparsed(body, str(exc))
 
-    async def _unparsed(self, body: bytes, problem: str) -> web.Response:
+    async def _unparsed(
+        self, body: bytes, problem: str, reason: str = "unparsable"
+    ) -> web.Response:
         # Authentic but not understood: acknowledged so Viber does not redeliver it forever.
         await self._store.keep_unparsed(CHANNEL, body.decode("utf-8", "replace"), problem)
-        log.warning("viber: kept an authentic callback we could not parse: %s", problem)
+        self._ingress.refused(CHANNEL, reason)
         return web.Response(status=200)
 
     async def _on_webhook_check(self, data: Mapping[str, Any]) -> web.Response:
@@ -365,12 +393,12 @@ class ViberChannel(Channel):
         return web.Response(status=200)
 
     async def _on_subscribed(self, data: Mapping[str, Any]) -> web.Response:
-        user_id = _string(_mapping(data, "user"), "id")
+        user_id = _identifier(_mapping(data, "user"), "id")
         await self._store.set_reachable(_conversation_id(user_id), True, "subscribed")
         return web.Response(status=200)
 
     async def _on_unsubscribed(self, data: Mapping[str, Any]) -> web.Response:
-        user_id = _string(data, "user_id")
+        user_id = _identifier(data, "user_id")
         await self._store.set_reachable(_conversation_id(user_id), False, "unsubscribed")
         return web.Response(status=200)
 

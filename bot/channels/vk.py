@@ -5,6 +5,10 @@ vk-api is synchronous (requests), so every call runs in ``asyncio.to_thread``; i
 rebased onto ``VK_API_BASE`` (vk-api hard-codes the official host). Keyboards go only to clients
 whose ``client_info`` (sent with each ``message_new``) says they can show them; others get the
 buttons as a numbered list, which the gateway maps back when the customer types a number.
+
+Outside text is cut at VK's own limit (4096 characters) where it is read, and bodies are parsed
+with ``untrusted.loads`` (size and depth bounded). The shared secret travels inside the body, so
+a body we cannot parse cannot be told authentic: it is refused with 400, like a forged one.
 """
 
 from __future__ import annotations
@@ -44,6 +48,13 @@ from bot.models import (
     Location,
     RenderedButton,
 )
+from bot.untrusted import (
+    SHORT_TEXT_LIMIT,
+    UntrustedInput,
+    clean_text,
+    loads,
+    text_limit,
+)
 
 if TYPE_CHECKING:  # the registry imports this module: no import cycle at run time
     from bot.channels.registry import ChannelDeps
@@ -59,6 +70,7 @@ WEBHOOK_PATH = "/webhooks/vk"
 # The hosts vk-api writes into its URLs; requests to them are sent to VK_API_BASE instead.
 _VK_METHOD_PREFIXES = ("https://api.vk.ru/method/", "https://api.vk.com/method/")
 MAX_PAYLOAD_BYTES = 255  # VK's limit for a button payload
+TEXT_LIMIT = text_limit(CHANNEL)  # VK's limit for a message's text
 # VK's Start button ("Начать") sends this payload; it opens the conversation with a greeting.
 START_PAYLOAD = "/greet"
 # client_info.lang_id -> our locale; other languages keep the conversation's locale.
@@ -131,7 +143,7 @@ def platform_id(event: Mapping[str, Any], body: bytes) -> str:
     examples do not, so fall back to a hash of the body (a redelivery is byte-identical)."""
     event_id = event.get("event_id")
     if isinstance(event_id, str) and event_id:
-        return event_id
+        return clean_text(event_id, SHORT_TEXT_LIMIT)  # it is a key in the store
     return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
@@ -156,8 +168,12 @@ def _largest_photo_url(photo: Mapping[str, Any]) -> str | None:
     sizes = [s for s in photo.get("sizes") or () if isinstance(s, Mapping) and s.get("url")]
     if not sizes:
         return None
-    best = max(sizes, key=lambda s: int(s.get("width") or 0) * int(s.get("height") or 0))
+    best = max(sizes, key=lambda s: _dimension(s.get("width")) * _dimension(s.get("height")))
     return str(best["url"])
+
+
+def _dimension(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _attachment(raw: Mapping[str, Any]) -> Attachment:
@@ -196,9 +212,12 @@ def _location(message: Mapping[str, Any]) -> Location | None:
     if not isinstance(coordinates, Mapping):
         raise ParseError("geo without coordinates")
     try:
-        return Location(float(coordinates["latitude"]), float(coordinates["longitude"]))
-    except (KeyError, TypeError, ValueError):
+        lat, lon = float(coordinates["latitude"]), float(coordinates["longitude"])
+    except (KeyError, TypeError, ValueError, OverflowError):
         raise ParseError("geo coordinates are not numbers") from None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):  # also refuses NaN
+        raise ParseError("geo coordinates are out of range")
+    return Location(lat, lon)
 
 
 def _locale(client_info: Mapping[str, Any] | None) -> str | None:
@@ -213,15 +232,16 @@ def decode_payload(raw: Any) -> tuple[str | None, str | None]:
     not ours (VK sends ``message.payload`` as a JSON string, ``message_event`` as an object)."""
     if isinstance(raw, str):
         try:
-            raw = json.loads(raw)
-        except ValueError:
+            # Our own payloads are at most 255 bytes; anything bigger or deeper is not ours.
+            raw = loads(raw, max_bytes=4 * MAX_PAYLOAD_BYTES, max_depth=4)
+        except UntrustedInput:
             return None, None
     if not isinstance(raw, Mapping):
         return None, None
     if isinstance(raw.get("p"), str):
-        return raw["p"], None
+        return clean_text(raw["p"], 4 * SHORT_TEXT_LIMIT), None
     if isinstance(raw.get("t"), str):
-        return None, raw["t"]
+        return None, clean_text(raw["t"], SHORT_TEXT_LIMIT)
     if raw.get("command") == "start":
         return START_PAYLOAD, None
     return None, None
@@ -264,7 +284,9 @@ def _parse_message_new(event: Mapping[str, Any], obj: Mapping[str, Any]) -> Pars
     if message.get("out") == 1 or message.get("action") or int(user) < 0:
         # Our own messages, chat service messages (invite, kick …) and other communities.
         return Parsed(client=client)
-    text = _MENTION.sub("", message["text"]) if isinstance(message.get("text"), str) else ""
+    # Cut before anything reads it: VK never sends more than its limit.
+    said = clean_text(message["text"], TEXT_LIMIT) if isinstance(message.get("text"), str) else ""
+    text = _MENTION.sub("", said)
     payload, token = decode_payload(message.get("payload"))
     location = _location(message)
     attachments = tuple(
@@ -457,14 +479,17 @@ class VkChannel(Channel):
         """Authenticity first (``secret`` in the body), then durable, then "ok"."""
         body = await request.read()
         try:
-            event = json.loads(body)
-        except ValueError:
+            event = loads(body)
+        except UntrustedInput:
+            self._ingress.refused(CHANNEL, "unreadable")
             return web.Response(status=400, text="not JSON")
         if not isinstance(event, dict):
+            self._ingress.refused(CHANNEL, "unreadable")
             return web.Response(status=400, text="not a JSON object")
         if event.get("type") == "confirmation":
             return self._confirm(event)
         if not self._authentic(event.get("secret")):
+            self._ingress.refused(CHANNEL, "forged")
             return web.Response(status=403, text="forbidden")
         await self.handle_event(event, body)
         return web.Response(text="ok")
@@ -496,9 +521,10 @@ class VkChannel(Channel):
         try:
             parsed = parse_event(event)
         except ParseError as exc:
-            kept = json.dumps(without_secret(event), ensure_ascii=False)
+            # ASCII escapes: a lone surrogate in an authentic body is kept, not a crash.
+            kept = json.dumps(without_secret(event))
             await self._store.keep_unparsed(CHANNEL, kept, str(exc))
-            log.warning("vk: kept an unparsable %s event: %s", event.get("type"), exc)
+            self._ingress.refused(CHANNEL, "unparsable", platform_id(event, body))
             return
         if parsed.client is not None and parsed.inbound is not None:
             self._remember(parsed.inbound.key.chat_id, parsed.client)

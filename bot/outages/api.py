@@ -1,7 +1,9 @@
 """``GET/POST/DELETE /api/v1/outages[/{outage_id}]``: the network operations centre's live feed.
 
 Authorization: ``Bearer $BOT_ADMIN_TOKEN`` compared in constant time; with no token configured
-only loopback may call (the demo works, nothing is open on a real interface by accident). POST
+only a direct loopback call may (the demo works, nothing is open on a real interface by
+accident), and never one that came through a proxy or on a gateway with ``BOT_PUBLIC_URL`` set
+(bot/client_address.py: behind a same-host proxy every outside client is "loopback"). POST
 creates or updates (the same id), DELETE closes (the outage ends now), GET lists those in force
 or still to come. Fields as in ``outages.csv``; ``houses`` and ``services`` as a JSON list or a
 ``;``-separated string.
@@ -10,8 +12,6 @@ or still to come. Fields as in ``outages.csv``; ``houses`` and ``services`` as a
 from __future__ import annotations
 
 import hmac
-import ipaddress
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -20,10 +20,12 @@ from typing import Any
 from aiohttp import web
 
 from bot.catalog.catalog import Catalog
+from bot.client_address import loopback_exempt
 from bot.http import json_response
-from bot.outages.fields import FIELDS, OutageInvalid, parse_outage
+from bot.outages.fields import FIELDS, MAX_ID, OutageInvalid, parse_outage
 from bot.outages.model import Outage
 from bot.outages.service import OutageService
+from bot.untrusted import UntrustedInput, clean_text, loads
 
 log = logging.getLogger(__name__)
 
@@ -36,20 +38,15 @@ def _error(status: int, message: str) -> web.Response:
     return json_response({"error": message}, status=status)
 
 
-def _loopback(remote: str | None) -> bool:
-    try:
-        return remote is not None and ipaddress.ip_address(remote).is_loopback
-    except ValueError:
-        return False
-
-
-def admin_allowed(request: web.Request, token: str | None) -> bool:
+def admin_allowed(
+    request: web.Request, token: str | None, *, public_url: str | None = None
+) -> bool:
     if token is None:
-        return _loopback(request.remote)
+        return loopback_exempt(request, public_url=public_url)
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     # Bytes, so a non-ASCII header is a plain mismatch rather than compare_digest's TypeError.
     return scheme.lower() == "bearer" and hmac.compare_digest(
-        given.strip().encode(), token.encode()
+        given.strip().encode("utf-8", "surrogateescape"), token.encode()
     )
 
 
@@ -81,12 +78,21 @@ def _text_fields(body: dict[str, Any]) -> dict[str, str]:
         elif name in ("houses", "services") and isinstance(value, list):
             if not all(isinstance(v, str) and ";" not in v for v in value):
                 raise OutageInvalid(name, "a list of strings without ';'")
-            out[name] = ";".join(value)
+            joined = ";".join(value)
+            out[name] = clean_text(joined, max(len(joined), 1))
         elif isinstance(value, str):
-            out[name] = value
+            # Lone surrogates replaced and control characters dropped, never cut: an
+            # over-long field is still refused by name.
+            out[name] = clean_text(value, max(len(value), 1))
         else:
             raise OutageInvalid(name, "must be a string")
     return out
+
+
+def _plausible_id(outage_id: str) -> bool:
+    """Could this be a stored outage id (parse_outage's rule)? Anything else is looked up
+    nowhere: a lone surrogate would not even reach the store."""
+    return 0 < len(outage_id) <= MAX_ID and all(c.isalnum() or c in "-_." for c in outage_id)
 
 
 class OutageApi:
@@ -97,10 +103,12 @@ class OutageApi:
         catalog: Catalog,
         token: str | None,
         clock: Callable[[], datetime] | None = None,
+        public_url: str | None = None,
     ) -> None:
         self._service = service
         self._catalog = catalog
         self._token = token
+        self._public_url = public_url
         self._clock = clock or (lambda: datetime.now(UTC))
 
     def routes(self, app: web.Application) -> None:
@@ -112,7 +120,7 @@ class OutageApi:
 
     def _guard(self, handler: Handler) -> Handler:
         async def guarded(request: web.Request) -> web.StreamResponse:
-            if not admin_allowed(request, self._token):
+            if not admin_allowed(request, self._token, public_url=self._public_url):
                 status = 403 if self._token is None else 401
                 return _error(status, "set Authorization: Bearer $BOT_ADMIN_TOKEN")
             return await handler(request)
@@ -122,12 +130,15 @@ class OutageApi:
     async def list_outages(self, request: web.Request) -> web.StreamResponse:
         city_id = request.query.get("city_id") or None
         if city_id is not None and city_id not in self._catalog.cities:
-            return _error(400, f"city_id: unknown city {city_id!r}")
+            # Not echoed: the query is the caller's text, and may not even be valid UTF-8.
+            return _error(400, "city_id: unknown city (not in cities.csv)")
         now = self._clock()
         current = await self._service.current(city_id)
         return json_response({"outages": [outage_json(o, now) for o in current]})
 
     async def get(self, request: web.Request) -> web.StreamResponse:
+        if not _plausible_id(request.match_info["outage_id"]):
+            return _error(404, "no such outage")
         outage = await self._service.get(request.match_info["outage_id"])
         if outage is None:
             return _error(404, "no such outage")
@@ -140,9 +151,9 @@ class OutageApi:
         if len(raw) > MAX_BODY:
             return _error(413, "body too large")
         try:
-            body = json.loads(raw)
-        except (ValueError, RecursionError):
-            return _error(400, "the body is not valid JSON")
+            body = loads(raw, max_bytes=MAX_BODY)
+        except UntrustedInput as exc:
+            return _error(400, str(exc))
         if not isinstance(body, dict):
             return _error(400, "the body must be a JSON object")
         in_path = request.match_info.get("outage_id")
@@ -161,6 +172,8 @@ class OutageApi:
         )
 
     async def delete(self, request: web.Request) -> web.StreamResponse:
+        if not _plausible_id(request.match_info["outage_id"]):
+            return _error(404, "no such outage")
         found = await self._service.end(request.match_info["outage_id"])
         if found is None:
             return _error(404, "no such outage")

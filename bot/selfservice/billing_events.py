@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -26,6 +25,7 @@ from bot.http import json_response
 from bot.models import Text
 from bot.selfservice.notices import CustomerNotices
 from bot.selfservice.oplog import OperationLog, OperationRecord, OperationStatus
+from bot.untrusted import UntrustedInput, clean_text, loads
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +73,9 @@ class BillingEvents:
             log.warning("billing event with a bad signature refused")
             return _error(403, "bad signature")
         try:
-            event = json.loads(body)
-        except (ValueError, RecursionError):
-            return _error(400, "the body is not valid JSON")
+            event = loads(body, max_bytes=MAX_BODY)
+        except UntrustedInput as exc:
+            return _error(400, str(exc))
         problem = _check(event)
         if problem:
             return _error(400, problem)
@@ -139,15 +139,31 @@ def _check(event: Any) -> str | None:
         return "the body must be a JSON object"
     if not isinstance(event.get("id"), str) or not 0 < len(event["id"]) <= 200:
         return "'id' must be a string of 1-200 characters"
-    if not isinstance(event.get("contract"), str) or not event["contract"].isdigit():
+    if clean_text(event["id"], 200) != event["id"]:
+        return "'id' holds characters that are not allowed"  # it is stored as the op id
+    contract = event.get("contract")
+    # isdigit() alone takes "²" and Arabic-Indic digits; a contract number is ASCII.
+    if not isinstance(contract, str) or not (contract.isascii() and contract.isdigit()):
+        return "'contract' must be the contract number"
+    if len(contract) > 32:
         return "'contract' must be the contract number"
     if event.get("kind") not in ("payment", "status"):
         return "'kind' must be payment or status"
-    if event["kind"] == "payment":
-        try:
-            amount = Decimal(str(event.get("amount_rub")))
-        except InvalidOperation:
+    if event["kind"] == "payment" or "amount_rub" in event:
+        raw_amount = event.get("amount_rub")
+        if not isinstance(raw_amount, int | float | str) or isinstance(raw_amount, bool):
             return "'amount_rub' must be an amount"
-        if not amount.is_finite() or amount <= 0:
+        try:
+            amount = Decimal(str(raw_amount)[:64])
+        except (InvalidOperation, ValueError):
+            return "'amount_rub' must be an amount"
+        if not amount.is_finite() or (event["kind"] == "payment" and amount <= 0):
             return "'amount_rub' must be a positive amount"
+    for name in ("status", "previous_status"):
+        value = event.get(name)
+        # Kept in the operations log and shown on the customer card: a short clean word.
+        if value is not None and (
+            not isinstance(value, str) or len(value) > 32 or clean_text(value, 32) != value
+        ):
+            return f"'{name}' must be a short string"
     return None
