@@ -323,3 +323,24 @@ def test_the_command_line_runs_it_and_a_dry_run_deletes_nothing(
     assert main(["retention", "run", "--days", "30"]) == 0
     assert "deleted" in capsys.readouterr().out
     assert table_counts(var / "gateway.sqlite3")["messages"] == 0
+
+
+async def test_a_long_history_goes_in_batches_all_of_it(
+    services: Services, settings: Settings, retention: Retention
+) -> None:
+    """More old lines than one batch (2000): all of them go, batch after batch."""
+    await services.store.append_message(rest_id("long"), "customer", "первое")
+    db = sqlite3.connect(settings.sqlite_path)
+    db.executemany(
+        "INSERT INTO messages (conversation_id, sender, text, buttons, meta, at)"
+        " VALUES (?, 'customer', 'старое', '[]', '{}', ?)",
+        [(rest_id("long"), OLD.isoformat())] * 4500,
+    )
+    db.commit()
+    db.close()
+    run, answered = await asyncio.gather(
+        retention.run(), services.store.messages(rest_id("long"), limit=1)
+    )
+    assert run.counts["messages"] == 4500
+    assert answered  # the store answers while a run is going on
+    assert [m.text for m in await services.store.messages(rest_id("long"))] == ["первое"]

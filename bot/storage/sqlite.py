@@ -211,7 +211,11 @@ def _stale(column: str) -> str:
 _RETENTION: tuple[tuple[str, str, str], ...] = (
     ("messages", "messages", _OLD_LINE),
     ("conversations", "conversations", f"updated_at < ? AND {_stale('conversations.id')}"),
-    ("identity_links", "identity_links", f"linked_at < ? AND {_stale('identity_links.conversation_id')}"),
+    (
+        "identity_links",
+        "identity_links",
+        f"linked_at < ? AND {_stale('identity_links.conversation_id')}",
+    ),
     ("unreachable", "unreachable", f"since < ? AND {_stale('unreachable.conversation_id')}"),
     ("notes", "notes", f"at < ? AND conversation_id NOT IN ({_OPEN})"),
     ("csat", "csat", "at < ?"),
@@ -222,6 +226,7 @@ _RETENTION: tuple[tuple[str, str, str], ...] = (
     ("receipts", "receipts", "at < ?"),
     ("legacy_requests", "requests", "created_at < ?"),  # taken over by the request board
 )
+_RETENTION_BATCH = 2000
 # File ids as the stores write them: token_urlsafe(24) in the file store, uuid4().hex in uploads.
 _FILE_ID_IN_TEXT = re.compile(r"(?<![\w-])[A-Za-z0-9_-]{32}(?![\w-])")
 
@@ -789,21 +794,33 @@ class SqliteStore(Store):
     # --- retention (bot/retention.py) ---------------------------------------------------------
     async def delete_older_than(self, cutoff: datetime, *, dry_run: bool = False) -> dict[str, int]:
         stamp = cutoff.astimezone(UTC).isoformat()
+        counts: dict[str, int] = {}
+        for kind, table, where in _RETENTION:
+            args = (stamp,) * where.count("?")
+            if dry_run:
+                sql = f"SELECT COUNT(*) FROM {table} WHERE {where}"  # noqa: S608 - fixed text
 
-        def q(db: sqlite3.Connection) -> dict[str, int]:
-            counts: dict[str, int] = {}
-            for kind, table, where in _RETENTION:
-                sql = f"FROM {table} WHERE {where}"  # fixed text of _RETENTION; values bound
-                args = (stamp,) * where.count("?")
-                if dry_run:
-                    found = db.execute(f"SELECT COUNT(*) {sql}", args).fetchone()
-                    counts[kind] = counts.get(kind, 0) + int(found[0])
-                else:
-                    deleted = db.execute(f"DELETE {sql}", args).rowcount
-                    counts[kind] = counts.get(kind, 0) + deleted
-            return counts
+                def count(
+                    db: sqlite3.Connection, sql: str = sql, args: tuple[str, ...] = args
+                ) -> int:
+                    return int(db.execute(sql, args).fetchone()[0])
 
-        return await (self._db.run(q) if dry_run else self._db.transaction(q))
+                counts[kind] = await self._run(count)
+                continue
+            # In batches, each its own transaction: the store's one thread serves turns in
+            # between, so a first run over months of history never stalls the conversations.
+            sql = (
+                f"DELETE FROM {table} WHERE rowid IN"  # noqa: S608 - fixed text of _RETENTION
+                f" (SELECT rowid FROM {table} WHERE {where} LIMIT {_RETENTION_BATCH})"
+            )
+
+            def batch(db: sqlite3.Connection, sql: str = sql, args: tuple[str, ...] = args) -> int:
+                return int(db.execute(sql, args).rowcount)
+
+            counts[kind] = 0
+            while (deleted := await self._run(batch)) > 0:
+                counts[kind] += deleted
+        return counts
 
     async def files_in_use(self, cutoff: datetime) -> set[str]:
         stamp = cutoff.astimezone(UTC).isoformat()
