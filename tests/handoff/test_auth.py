@@ -281,6 +281,18 @@ async def test_session_has_an_absolute_limit_even_when_used(tmp_path: Path, cloc
         await store.close()
 
 
+async def test_a_session_read_without_touch_does_not_slide(
+    store: SqliteOperatorStore, clock: Clock
+) -> None:
+    """What an open socket's re-check does: an idle console still expires."""
+    await store.add(IVAN, PASSWORD)
+    token, _ = await store.create_session("ivan")
+    clock.advance(11 * HOUR)
+    assert await store.session(token, touch=False) is not None
+    clock.advance(HOUR + 1)
+    assert await store.session(token, touch=False) is None
+
+
 async def test_sessions_of_one_login_end_together(store: SqliteOperatorStore) -> None:
     await store.add(IVAN, PASSWORD)
     await store.add(replace(IVAN, login="olga", name="Ольга"), PASSWORD)
