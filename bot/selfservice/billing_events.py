@@ -30,6 +30,7 @@ from bot.untrusted import UntrustedInput, clean_text, loads
 log = logging.getLogger(__name__)
 
 MAX_BODY = 16 * 1024
+MAX_AMOUNT = Decimal(100_000_000)
 # A redelivery within this time of the first attempt is refused as "in progress"; later, the
 # first attempt is taken as lost (a crash) and the event handled again.
 IN_FLIGHT = timedelta(seconds=60)
@@ -159,6 +160,9 @@ def _check(event: Any) -> str | None:
             return "'amount_rub' must be an amount"
         if not amount.is_finite() or (event["kind"] == "payment" and amount <= 0):
             return "'amount_rub' must be a positive amount"
+        # "1e999999" is finite to Decimal; no payment is that large, nor a fraction of a kopeck.
+        if abs(amount) > MAX_AMOUNT or amount != amount.quantize(Decimal("0.01")):
+            return f"'amount_rub' must be at most {MAX_AMOUNT} with kopecks at most"
     for name in ("status", "previous_status"):
         value = event.get(name)
         # Kept in the operations log and shown on the customer card: a short clean word.
