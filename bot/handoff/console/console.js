@@ -1184,9 +1184,15 @@
       }
       if (frame && typeof frame === "object") onEvent(frame);
     });
-    ws.addEventListener("close", function () {
+    ws.addEventListener("close", function (event) {
       if (ws !== state.ws) return;
       state.ws = null;
+      if (event.code === 4401) {
+        // The server ended the session (logout elsewhere, account disabled, new password):
+        // back to the login form instead of reconnecting into a 401.
+        signedOut(T.session_expired);
+        return;
+      }
       setIndicator("offline");
       scheduleReconnect();
     });
