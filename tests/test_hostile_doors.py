@@ -399,3 +399,11 @@ async def test_an_unhandled_error_is_a_json_500_with_an_id_and_no_traceback(
     assert resp.status == 400
     assert await resp.json() == {"error": "'x' must be a whole number"}
     assert (await client.get("/no/such/route")).status == 404  # aiohttp's own answers stay
+
+
+async def test_the_store_keeps_an_unreadable_delivery_with_a_lone_surrogate(
+    services: Services, settings: Settings
+) -> None:
+    await services.store.keep_unparsed("telegram", '{"text": "a' + SURROGATE + '"}', SURROGATE)
+    kept = rows(settings, "SELECT body, problem FROM unparsed")
+    assert kept == [('{"text": "a\ufffd"}', "\ufffd")]

@@ -179,6 +179,14 @@ def _migrate(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS outbox_lanes ON outbox (status, priority, id)")
 
 
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _storable(text: str) -> str:
+    """``text`` as valid UTF-8 (lone surrogates become U+FFFD), which SQLite requires."""
+    return _SURROGATES.sub("\ufffd", text)
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -500,10 +508,13 @@ class SqliteStore(Store):
         return await self._run(q)
 
     async def keep_unparsed(self, scope: str, body: str, problem: str) -> None:
+        # What we keep here is by definition what we could not read: a lone surrogate in it
+        # must not turn "kept for inspection" into a failed webhook.
+        body, problem = _storable(body[:1_000_000]), _storable(problem[:2000])
         await self._run(
             lambda db: db.execute(
                 "INSERT INTO unparsed (scope, body, problem, received_at) VALUES (?, ?, ?, ?)",
-                (scope, body[:1_000_000], problem[:2000], _now().isoformat()),
+                (scope, body, problem, _now().isoformat()),
             )
         )
 
