@@ -108,7 +108,7 @@ def _operator_paths() -> dict[str, Any]:
             "409": {"description": "another operator has the conversation"},
         }}}
         for path, (method, summary) in simple.items()
-    } | _customer_paths(base)  # fmt: skip
+    } | _customer_paths(base) | _supervisor_paths(base)  # fmt: skip
 
 
 # Amounts are decimal strings ("880.50"), dates ISO ("2026-12-01").
@@ -242,6 +242,57 @@ _OPERATOR = {
 }
 _PLAIN = {"text/plain": {"schema": {"type": "string"}}}
 _WEBHOOK = {"404": {"description": "the channel is off (its credentials are not configured)"}}
+
+
+_AUDIT_ENTRY = {
+    "type": "object",
+    "required": ["id", "at", "login", "action", "details"],
+    "properties": {
+        "id": {"type": "integer"},
+        "at": {"type": "string", "format": "date-time"},
+        "login": {"type": "string", "description": "unknown:<digest> for a login nobody has"},
+        "action": {"type": "string", "example": "customer.card"},
+        "target": {"type": "string", "nullable": True},
+        "address": {"type": "string", "nullable": True},
+        "details": {"type": "object"},
+    },
+}
+
+
+def _supervisor_paths(base: str) -> dict[str, Any]:
+    """The audit log (supervisors only) and the conversations the bot is having now."""
+    filters = [
+        {"name": "login", "in": "query", "schema": {"type": "string"}},
+        {"name": "action", "in": "query", "schema": {"type": "string"},
+         "description": "an action (login.failed) or a family (customer.*)"},
+        {"name": "since", "in": "query", "schema": {"type": "string"},
+         "description": "ISO date or date-time, UTC unless it says otherwise"},
+        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+    ]  # fmt: skip
+    listing = {"type": "object", "required": ["entries"],
+               "properties": {"entries": {"type": "array", "items": _AUDIT_ENTRY}}}  # fmt: skip
+    return {
+        f"{base}/audit": {"get": {
+            "summary": "What operators did, newest first (supervisors)",
+            "parameters": filters,
+            "responses": {"200": _json("entries", listing),
+                          "400": _err("a filter is malformed"),
+                          "403": {"description": "not a supervisor"}},
+        }},
+        f"{base}/audit.csv": {"get": {
+            "summary": "The same entries as CSV for spreadsheets (the export is itself audited)",
+            "parameters": filters,
+            "responses": {"200": {"description": "text/csv; semicolon-separated, UTF-8 with BOM",
+                                  "content": {"text/csv": {"schema": {"type": "string"}}}},
+                          "400": _err("a filter is malformed"),
+                          "403": {"description": "not a supervisor"}},
+        }},
+        f"{base}/live": {"get": {
+            "summary": "Conversations the bot is having now, newest first (an operator may "
+                       "take one over)",
+            "responses": {"200": {"description": "[{conversation_id, channel, last_message}]"}},
+        }},
+    }  # fmt: skip
 
 
 def _complete(paths: dict[str, Any]) -> dict[str, Any]:
