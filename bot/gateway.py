@@ -25,6 +25,7 @@ from bot.metrics import Metrics
 from bot.models import Button as ButtonModel
 from bot.models import Conversation, Inbound, RenderedReply, Reply, Text
 from bot.storage.base import Locks, Store, TranscriptLine, TurnRecord
+from bot.untrusted import clean_inbound
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,10 @@ class Gateway:
         identity). ``inbox_id`` is the durable inbound this turn answers (marked done in the same
         transaction); with ``deliver`` the replies are queued in the outbox for the channel to
         send, otherwise the caller returns them itself (the REST channel)."""
+        # The one door every channel passes: whatever an adapter let through, the text is
+        # valid (storable) and no longer than the channel allows, so no step below can be fed
+        # a megabyte or a lone surrogate.
+        inbound = clean_inbound(inbound)
         started = time.perf_counter()
         channel = inbound.key.channel
         self._metrics.inc("messages_in_total", channel=channel)
