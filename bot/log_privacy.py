@@ -63,12 +63,16 @@ _PATRONYMIC = (  # -вич, -вна, -ична, -инична
     "\u0432\u0438\u0447|\u0432\u043d\u0430|\u0438\u0447\u043d\u0430|\u0438\u043d\u0438\u0447\u043d\u0430"
 )
 _OLD_PATRONYMIC = "\u0438\u0447"  # -ич (Ильич, Кузьмич)
+# A mobile number without the country prefix: 914 000-00-01, (914) 0000001.
+_MOBILE = re.compile(
+    r"(?<![\w+*(])\(?9(\d{2})\)?[\s-]{0,2}(\d{3})[\s-]{0,2}(\d{2})[\s-]{0,2}(\d{2})(?!\d)"
+)
 # A one-time code by its word: «код 123456», "code: 123456". Before the long-number rule, which
 # would leave a code's last four digits readable.
 _CODE = re.compile(rf"(?i)(?<!\w)({_CODE_WORDS}|code|otp|password|pin)(\W{{1,20}}?)\d{{4,8}}(?!\d)")
 # Contract numbers (digit strings, 12 in the demo catalog), chat and account ids: any run of
-# 8 to 20 digits that is not a decimal's tail or an ISO date (20261202T…).
-_LONG_NUMBER = re.compile(r"(?<![\d.])\d{8,20}(?!\d|T\d)")
+# 8 digits or more that is not a decimal's tail or an ISO date (20261202T…).
+_LONG_NUMBER = re.compile(r"(?<![\d.])\d{8,}(?!\d|T\d)")
 # Full Russian names: surname, first name, patronymic (or first name, patronymic, surname).
 _NAME_SFP = re.compile(
     rf"(?<![\w-])([{_UPPER}])[{_LOWER}]{{1,30}}(?:-[{_UPPER}][{_LOWER}]{{1,30}})?\s{{1,3}}"
@@ -112,6 +116,7 @@ _RULES: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...]
     (_KEYED_VALUE, _keyed),
     (_EMAIL, _email),
     (_PHONE, _phone),
+    (_MOBILE, _phone),
     (_CODE, r"\1\2******"),
     (_LONG_NUMBER, _long_number),
     (_NAME_SFP, _name),
@@ -128,7 +133,7 @@ def mask(text: str) -> str:
         return text
     digits = _HAS_DIGIT.search(text) is not None
     for pattern, replacement in _RULES:
-        if pattern in (_PHONE, _CODE, _LONG_NUMBER, _TELEGRAM_TOKEN) and not digits:
+        if pattern in (_PHONE, _MOBILE, _CODE, _LONG_NUMBER, _TELEGRAM_TOKEN) and not digits:
             continue
         if pattern in (_NAME_SFP, _NAME_FPS) and not _HAS_UPPER_CYRILLIC.search(text):
             continue
