@@ -7,7 +7,8 @@ a localized reply, or a hand-off to a person.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,7 @@ class FlowSpec:
     handoff: str | None = None  # department
     params: Mapping[str, Any] = field(default_factory=dict)
     payload_only: bool = False  # its "intents" are button payloads, not classifier intents
+    source: str = field(default="", compare=False)  # the file it came from, for error messages
 
     def slot(self, name: str) -> SlotSpec | None:
         return next((s for s in self.slots if s.name == name), None)
@@ -154,6 +156,9 @@ def _slot(raw: Any, where: str) -> SlotSpec:
     unknown = set(raw) - _SLOT_KEYS
     if unknown:
         raise FlowError(f"{where}: unknown slot key(s) {sorted(unknown)}")
+    for key in ("entity", "validate", "suggest", "from_account", "hint"):
+        if raw.get(key) is not None and not isinstance(raw[key], str):
+            raise FlowError(f"{where}: slot {raw['name']!r}: '{key}' must be a name")
     return SlotSpec(
         name=str(raw["name"]),
         ask=str(raw["ask"]),
@@ -178,6 +183,9 @@ def _flow(name: str, raw: Any, where: str) -> FlowSpec:
     intents = raw.get("intents", [])
     if isinstance(intents, str):
         intents = [intents]
+    for key in ("action", "handoff"):
+        if raw.get(key) is not None and not isinstance(raw[key], str):
+            raise FlowError(f"{where}: flow {name!r}: '{key}' must be a name")
     ends = [k for k in ("action", "reply", "handoff") if raw.get(k)]
     if not ends:
         raise FlowError(f"{where}: flow {name!r} needs an 'action', a 'reply' or a 'handoff'")
@@ -194,6 +202,7 @@ def _flow(name: str, raw: Any, where: str) -> FlowSpec:
         handoff=raw.get("handoff"),
         params=dict(raw.get("params") or {}),
         payload_only=bool(raw.get("payload_only", False)),
+        source=where,
     )
 
 
@@ -202,17 +211,36 @@ def _more_flows(folder: Path, taken: set[str]) -> dict[str, FlowSpec]:
     capability's dialog lives in a file of its own; a name given twice is an error."""
     out: dict[str, FlowSpec] = {}
     for extra in sorted(folder.glob("*.yml")) if folder.is_dir() else ():
-        try:
-            data = yaml.safe_load(extra.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise FlowError(f"{extra}: {exc}") from exc
+        data = _read_yaml(extra) or {}
         if not isinstance(data, dict) or not isinstance(data.get("flows"), dict):
             raise FlowError(f"{extra}: expected a top-level 'flows' mapping")
-        for name, raw in data["flows"].items():
-            if name in taken or name in out:
-                raise FlowError(f"{extra}: flow {name!r} is defined twice")
-            out[name] = _flow(name, raw, str(extra))
+        with _blamed_on(extra):
+            for name, raw in data["flows"].items():
+                if name in taken or name in out:
+                    raise FlowError(f"{extra}: flow {name!r} is defined twice")
+                out[name] = _flow(name, raw, str(extra))
     return out
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:  # a ValueError, not an OSError: named apart
+        raise FlowError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise FlowError(f"{path}: {exc}") from exc
+
+
+@contextmanager
+def _blamed_on(path: Path) -> Iterator[None]:
+    """A value of the wrong type deep in a file (``max_reasks: x``, ``settings: true``) is the
+    file's fault: start-up stops with the file named, not with a traceback."""
+    try:
+        yield
+    except FlowError:
+        raise
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        raise FlowError(f"{path}: a value of the wrong type ({exc})") from None
 
 
 def load_dialog(
@@ -226,16 +254,23 @@ def load_dialog(
     hints: Collection[str] = (),
 ) -> DialogConfig:
     """Load and cross-check the dialog file; every reference must resolve at start-up."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise FlowError(f"{path}: {exc}") from exc
+    data = _read_yaml(path)
     if not isinstance(data, dict) or not isinstance(data.get("flows"), dict):
         raise FlowError(f"{path}: expected a top-level 'flows' mapping")
-    flows = {name: _flow(name, raw, str(path)) for name, raw in data["flows"].items()}
+    with _blamed_on(path):
+        flows = {name: _flow(name, raw, str(path)) for name, raw in data["flows"].items()}
     flows.update(_more_flows(path.parent / "dialog.d", set(flows)))
+    with _blamed_on(path):
+        config = _dialog_config(path, data, flows)
+        _check(config, path, intents, actions, validators, suggesters, messages, hints)
+    return config
+
+
+def _dialog_config(path: Path, data: dict[str, Any], flows: dict[str, FlowSpec]) -> DialogConfig:
     settings = data.get("settings") or {}
-    config = DialogConfig(
+    if not isinstance(settings, dict):
+        raise FlowError(f"{path}: 'settings' must be a mapping")
+    return DialogConfig(
         flows=flows,
         menu=_buttons(data.get("menu"), f"{path}: menu"),
         followup_markers=tuple(str(m) for m in settings.get("followup_markers", [])),
@@ -254,8 +289,6 @@ def load_dialog(
         cancel_words=frozenset(str(w) for w in settings.get("cancel_words", [])),
         cancel_fillers=frozenset(str(w) for w in settings.get("cancel_fillers", [])),
     )
-    _check(config, path, intents, actions, validators, suggesters, messages, hints)
-    return config
 
 
 def _check(
@@ -274,34 +307,36 @@ def _check(
         if button.title not in messages:
             problems.append(f"menu button: unknown message {button.title!r}")
     for flow in config.flows.values():
+        # A flow of dialog.d/ is blamed on its own file, not on dialog.yml.
+        at = "" if flow.source in ("", str(path)) else f"{flow.source}: "
         for intent in flow.intents:
             if intent not in intents and not flow.payload_only:
-                problems.append(f"flow {flow.name!r}: unknown intent {intent!r}")
+                problems.append(f"{at}flow {flow.name!r}: unknown intent {intent!r}")
             if intent in seen:
                 problems.append(
-                    f"intent {intent!r} is answered by {seen[intent]!r} and {flow.name!r}"
+                    f"{at}intent {intent!r} is answered by {seen[intent]!r} and {flow.name!r}"
                 )
             seen[intent] = flow.name
         if flow.action and flow.action not in actions:
-            problems.append(f"flow {flow.name!r}: unknown action {flow.action!r}")
+            problems.append(f"{at}flow {flow.name!r}: unknown action {flow.action!r}")
         keys = [*flow.reply, *(b.title for b in flow.buttons)]
         for topic in flow.topics:
             keys += [*topic.reply, *(b.title for b in topic.buttons or ())]
         if flow.topics and not flow.reply:
-            problems.append(f"flow {flow.name!r}: topics need a 'reply' for other messages")
+            problems.append(f"{at}flow {flow.name!r}: topics need a 'reply' for other messages")
         for key in keys:
             if key and key not in messages:
-                problems.append(f"flow {flow.name!r}: unknown message {key!r}")
+                problems.append(f"{at}flow {flow.name!r}: unknown message {key!r}")
         for slot in flow.slots:
             if slot.ask not in messages:
                 problems.append(
-                    f"flow {flow.name!r}: slot {slot.name!r} unknown message {slot.ask!r}"
+                    f"{at}flow {flow.name!r}: slot {slot.name!r} unknown message {slot.ask!r}"
                 )
             if slot.validate and slot.validate not in validators:
-                problems.append(f"flow {flow.name!r}: unknown validator {slot.validate!r}")
+                problems.append(f"{at}flow {flow.name!r}: unknown validator {slot.validate!r}")
             if slot.suggest and slot.suggest not in suggesters:
-                problems.append(f"flow {flow.name!r}: unknown suggestions {slot.suggest!r}")
+                problems.append(f"{at}flow {flow.name!r}: unknown suggestions {slot.suggest!r}")
             if slot.hint and slot.hint not in hints:
-                problems.append(f"flow {flow.name!r}: unknown hint {slot.hint!r}")
+                problems.append(f"{at}flow {flow.name!r}: unknown hint {slot.hint!r}")
     if problems:
         raise FlowError(f"{path}: " + "; ".join(problems))

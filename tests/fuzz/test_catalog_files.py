@@ -145,12 +145,6 @@ def _flow_loader(name: str) -> Callable[[Path], Any]:
     return lambda flows: build_dialog(flows, translator)
 
 
-@pytest.mark.xfail(
-    reason="known: the flows loaders (bot/dialog/flows.py, bot/handoff/config.py, "
-    "bot/dialog/actions/troubleshoot.py) let UnicodeDecodeError, AttributeError, TypeError and "
-    "ValueError out for a non-UTF-8 file or a setting of the wrong type; docs/fuzzing.md",
-    strict=False,
-)
 @settings(max_examples=examples(40), phases=[Phase.explicit, Phase.reuse, Phase.generate])
 @given(st.data())
 def test_a_broken_flows_file_is_refused_with_the_file(workdir: Path, data: Any) -> None:

@@ -185,6 +185,8 @@ def load_trees(path: Path, *, messages: Collection[str]) -> Trees:
     """Load and cross-check the trees; every step and message id must resolve at start-up."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:  # a ValueError, not an OSError
+        raise TreeError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except (OSError, yaml.YAMLError) as exc:
         raise TreeError(f"{path}: {exc}") from exc
     try:
@@ -195,6 +197,10 @@ def load_trees(path: Path, *, messages: Collection[str]) -> Trees:
         allowed = {"solved_stems", "negations", "skip_stems", "ask_order", "switch_confidence"}
         settings = _keys(top.get("settings") or {}, allowed, set(), "settings")
         order = _strings(settings.get("ask_order"), "settings: ask_order") or tuple(trees)
+        solved_stems = _strings(settings.get("solved_stems"), "settings: solved_stems")
+        negations = _strings(settings.get("negations"), "settings: negations")
+        skip_stems = _strings(settings.get("skip_stems"), "settings: skip_stems")
+        switch_confidence = _number(settings.get("switch_confidence", 0.5), "switch_confidence")
     except TreeError as exc:
         raise TreeError(f"{path}: {exc}") from None
     problems = [p for tree in trees.values() for p in _problems(tree, messages)]
@@ -204,11 +210,17 @@ def load_trees(path: Path, *, messages: Collection[str]) -> Trees:
     return Trees(
         trees=trees,
         ask_order=order,
-        solved_stems=_strings(settings.get("solved_stems"), "solved_stems"),
-        negations=_strings(settings.get("negations"), "negations"),
-        skip_stems=_strings(settings.get("skip_stems"), "skip_stems"),
-        switch_confidence=float(settings.get("switch_confidence", 0.5)),
+        solved_stems=solved_stems,
+        negations=negations,
+        skip_stems=skip_stems,
+        switch_confidence=switch_confidence,
     )
+
+
+def _number(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TreeError(f"settings: {name}: expected a number")
+    return float(value)
 
 
 # --- running -------------------------------------------------------------------------------------
