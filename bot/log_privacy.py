@@ -71,8 +71,9 @@ _MOBILE = re.compile(
 # would leave a code's last four digits readable.
 _CODE = re.compile(rf"(?i)(?<!\w)({_CODE_WORDS}|code|otp|password|pin)(\W{{1,20}}?)\d{{4,8}}(?!\d)")
 # Contract numbers (digit strings, 12 in the demo catalog), chat and account ids: any run of
-# 8 digits or more that is not a decimal's tail or an ISO date (20261202T…).
-_LONG_NUMBER = re.compile(r"(?<![\d.])\d{8,}(?!\d|T\d)")
+# 8 digits or more that is not a decimal's tail, an ISO date (20261202T…) or part of a word of
+# Latin letters and digits (a hex error id or a hash: no personal datum, and wanted in the log).
+_LONG_NUMBER = re.compile(r"(?<![\dA-Za-z.])\d{8,}(?![\dA-Za-z])")
 # Full Russian names: surname, first name, patronymic (or first name, patronymic, surname).
 _NAME_SFP = re.compile(
     rf"(?<![\w-])([{_UPPER}])[{_LOWER}]{{1,30}}(?:-[{_UPPER}][{_LOWER}]{{1,30}})?\s{{1,3}}"
