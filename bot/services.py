@@ -23,6 +23,7 @@ from bot.dialog.flows import DialogConfig, load_dialog
 from bot.dialog.slots import HINTS, SUGGESTERS, VALIDATORS
 from bot.files import files_folder
 from bot.gateway import Gateway, register_metrics
+from bot.handoff.audit import AuditLog, default_audit_path
 from bot.handoff.config import load_handoff_config
 from bot.handoff.events import EventHub
 from bot.handoff.operators import OperatorStore, SqliteOperatorStore, default_operators_path
@@ -153,6 +154,7 @@ class Services:
     requests_webhook: RequestWebhook | None = None  # their mirror in the provider's CRM
     outages: OutageService | None = None  # outages and planned works (bot/outages)
     visits: VisitService | None = None  # technician visits and their reminders (bot/visits)
+    audit: AuditLog | None = None  # what operators did (bot/handoff/audit.py), for supervisors
     retention: Retention | None = None  # BOT_RETENTION_DAYS: old data deleted daily (start())
 
     async def start(self) -> None:
@@ -195,6 +197,8 @@ class Services:
         await self.outbox.close()
         await self.locks.close()
         await self.operators.close()
+        if self.audit is not None:
+            await self.audit.close()
         await self.billing.close()
         await self.oplog.close()
         await self.store.close()
@@ -311,5 +315,5 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
     return Services(
         settings, catalog, billing, store, locks, translator, nlu, engine, metrics, gateway,
         outbox, ingress, channels, operators, handoff, files, account_actions, oplog, notices,
-        requests, requests_webhook, outages, visits,
+        requests, requests_webhook, outages, visits, audit=AuditLog(default_audit_path(settings)),
     )  # fmt: skip
