@@ -16,9 +16,7 @@ login names the account as typed only when such an operator exists; otherwise a 
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import logging
 import os
@@ -34,7 +32,7 @@ from aiohttp import web
 
 from bot.client_address import client_address
 from bot.config import IPNetwork, Settings
-from bot.http import json_response
+from bot.http import csv_download, json_response, spreadsheet_cell
 from bot.storage.sqlite_db import SqliteDb
 from bot.untrusted import UntrustedInput, bounded_int, clean_text
 
@@ -322,27 +320,13 @@ def add_audit_routes(app: web.Application, authorized: Callable[..., Any]) -> No
             rows=len(entries),
             **{f"filter_{k}": v for k, v in filters.items() if k != "limit" and v is not None},
         )
-        out = io.StringIO()
-        writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
-        writer.writerow(CSV_COLUMNS)
+        rows = []
         for entry in entries:
             row = entry.as_json()
             row["details"] = json.dumps(row["details"], ensure_ascii=False)
             # A login or target starting with "=" is text to a spreadsheet, not a formula.
-            writer.writerow(
-                "'" + str(row[c]) if str(row[c] or "").startswith(("=", "+", "-", "@")) else row[c]
-                for c in CSV_COLUMNS
-            )
-        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
-        return web.Response(
-            body=("\ufeff" + out.getvalue()).encode("utf-8"),
-            content_type="text/csv",
-            charset="utf-8",
-            headers={
-                **_NO_STORE,
-                "Content-Disposition": f'attachment; filename="audit-{stamp}.csv"',
-            },
-        )
+            rows.append([spreadsheet_cell(row[c]) for c in CSV_COLUMNS])
+        return csv_download(CSV_COLUMNS, rows, name="audit")
 
     app.router.add_get(AUDIT_PATH, listing)
     app.router.add_get(AUDIT_PATH + ".csv", export)

@@ -11,18 +11,15 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
 from bot.handoff.audit import audit
 from bot.handoff.auth import OPERATORS, authorized
-from bot.http import json_response
+from bot.http import csv_download, json_response, spreadsheet_cell
 from bot.requests.desk import RequestDesk, masked
 from bot.requests.model import KINDS, STATUSES, RequestRecord, record_json
 from bot.requests.store import UNSET, _Unset
@@ -34,9 +31,6 @@ CSV_COLUMNS = (
     "id", "kind", "status", "created_at", "contract", "name", "phone", "city_id", "address",
     "details", "conversation_id", "attachments", "comment", "assignee", "updated_at",
 )  # fmt: skip
-# A cell starting with one of these is a formula to a spreadsheet: text the customer typed
-# ("=HYPERLINK(…)") must stay text.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NO_STORE = {"Cache-Control": "no-store"}
 # Record ids are SQLite integers; a longer number would overflow the store, not find a record.
 _MAX_ID = 2**63 - 1
@@ -49,13 +43,6 @@ def _error(status: int, message: str) -> web.HTTPException:
         content_type="application/json",
         headers=_NO_STORE,
     )
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    text = str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 def _request_id(request: web.Request) -> int:
@@ -175,25 +162,12 @@ class RequestApi:
             phones="full" if full else "masked", kind=request.query.get("kind") or None,
             status=request.query.get("status") or None,
         )  # fmt: skip
-        out = io.StringIO()
-        # Excel in a Russian locale splits on ";"; the csv module quotes cells that contain it.
-        writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
-        writer.writerow(CSV_COLUMNS)
+        rows = []
         for record in records:
             row = record_json(record, phone=record.phone) if full else masked(record)
             row["details"] = _details_text(record.details)
             row["attachments"] = " ".join(str(a.get("name", "")) for a in record.attachments)
-            phone = row["phone"]
-            writer.writerow(
-                phone or "" if column == "phone" else _cell(row[column]) for column in CSV_COLUMNS
-            )
-        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
-        return web.Response(
-            body=("\ufeff" + out.getvalue()).encode("utf-8"),
-            content_type="text/csv",
-            charset="utf-8",
-            headers={
-                **_NO_STORE,
-                "Content-Disposition": f'attachment; filename="requests-{stamp}.csv"',
-            },
-        )
+            # A phone is ours ("+7…"), shown as it is; everything else may be the customer's.
+            cells = {c: spreadsheet_cell(row[c]) for c in CSV_COLUMNS if c != "phone"}
+            rows.append([row["phone"] or "" if c == "phone" else cells[c] for c in CSV_COLUMNS])
+        return csv_download(CSV_COLUMNS, rows, name="requests")
