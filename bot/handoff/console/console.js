@@ -278,7 +278,7 @@
     },
     states: { bot: "у бота", queued: "в очереди", operator: "у оператора", closed: "завершён" },
     // The «Заявки» view: requests people act on (leads, call-backs, visits …).
-    views: { conversations: "Диалоги", requests: "Заявки" },
+    views: { conversations: "Диалоги", requests: "Заявки", audit: "Журнал" },
     req: {
       heading: "Заявки",
       empty: "Заявок нет",
@@ -374,6 +374,91 @@
         },
       },
     },
+    // The «Журнал» view (supervisors only): what operators did, from bot/handoff/audit.py.
+    audit: {
+      heading: "Журнал",
+      filter_login: "Логин",
+      login_placeholder: "все",
+      filter_action: "Действия",
+      filter_since: "С даты",
+      all: "Все",
+      // Families of action codes; the server filters by one code or one "family.*" at a time.
+      groups: {
+        logins: "Входы",
+        conversations: "Диалоги",
+        customers: "Карточки клиентов",
+        requests: "Заявки",
+        visits: "Визиты",
+        exports: "Выгрузки",
+      },
+      export: "Выгрузить CSV",
+      export_one: "CSV: {what}",
+      export_hint: "Все записи с этими условиями, в файл для таблиц",
+      refresh: "Обновить",
+      more: "Показать ещё",
+      capped: "Показаны последние {count}. Уточните условия или выгрузите CSV.",
+      empty: "Записей нет",
+      empty_filtered: "Нет записей с такими условиями",
+      loading: "Загрузка…",
+      columns: {
+        at: "Время",
+        login: "Логин",
+        action: "Действие",
+        target: "Объект",
+        address: "Адрес",
+        details: "Подробности",
+      },
+      actions: {
+        login: "вход",
+        login_failed: "неудачный вход",
+        login_throttled: "вход отложен: много попыток",
+        logout: "выход",
+        "conversation.open": "открыт диалог",
+        "conversation.claim": "взят диалог",
+        "conversation.transfer": "передан диалог",
+        "conversation.release": "диалог возвращён боту",
+        "conversation.close": "диалог завершён",
+        "customer.card": "открыта карточка клиента",
+        "customer.action": "действие по договору",
+        "request.open": "открыт телефон в заявке",
+        "request.change": "изменена заявка",
+        "requests.export": "выгрузка заявок",
+        "visit.move": "перенесён визит",
+        "visit.cancel": "отменён визит",
+        "audit.export": "выгрузка журнала",
+      },
+      details: {
+        reason: "причина",
+        scope: "счётчик",
+        retry_after: "ждать, с",
+        contract: "договор",
+        to_operator: "кому",
+        to_department: "в отдел",
+        kind: "действие",
+        outcome: "итог",
+        conversation_id: "диалог",
+        changed: "изменено",
+        rows: "строк",
+        phones: "телефоны",
+        status: "статус",
+        window: "время",
+        filter_login: "логин",
+        filter_action: "действия",
+        filter_since: "с",
+      },
+      values: {
+        wrong_password: "неверный пароль",
+        unknown_login: "нет такого логина",
+        disabled: "вход отключён",
+        done: "выполнено",
+        refused: "отказ",
+        repeat: "повтор",
+        full: "полностью",
+        masked: "скрыты",
+        yes: "да",
+        no: "нет",
+      },
+    },
     errors: {
       network: "Сервер недоступен. Проверьте связь.",
       forbidden: "Недостаточно прав для этого действия.",
@@ -399,6 +484,22 @@
   var WAIT_WARN_S = 180;
   var WAIT_ALERT_S = 600;
   var DEPARTMENTS = ["billing", "technical", "sales", "general"];
+  // The «Журнал»: a page of entries, at most what the server lists at once (audit.MAX_LIMIT);
+  // the CSV link asks for everything the server exports (audit.MAX_EXPORT).
+  var AUDIT_PAGE = 100;
+  var AUDIT_MAX = 1000;
+  var AUDIT_EXPORT_MAX = 100000;
+  var AUDIT_FILTER_DELAY_MS = 400;
+  // The action filter's families: the server takes one code or one "family.*" per query, so a
+  // family of several codes is several queries (and several CSV links).
+  var AUDIT_GROUPS = {
+    logins: ["login", "login_failed", "login_throttled", "logout"],
+    conversations: ["conversation.*"],
+    customers: ["customer.*"],
+    requests: ["request.*"],
+    visits: ["visit.*"],
+    exports: ["requests.export", "audit.export"],
+  };
 
   var state = {
     csrf: null, // in memory only
@@ -414,7 +515,7 @@
     pollTimer: null,
     tickTimer: null,
     knownMine: null, // ids of my conversations at the last refresh (null: not loaded yet)
-    view: "conversations", // or "requests"
+    view: "conversations", // or "requests", or "audit" (supervisors)
     requests: [], // every request, newest first (phones masked)
     requestsLoaded: false,
     requestsUnseen: 0, // arrived while the operator looked at conversations
@@ -422,6 +523,11 @@
     requestPhones: {}, // phones the operator opened, by request id (this page only)
     visitPanel: null, // {requestId, visitId, mode: "move"|"cancel", busy}: the open visit form
     visitResult: null, // {requestId, text}: what the last move/cancel did, shown on that record
+    audit: [], // the «Журнал» entries shown, newest first
+    auditLimit: AUDIT_PAGE, // how many are asked for («Показать ещё» adds a page)
+    auditSeq: 0, // the latest load; answers to older ones are dropped
+    auditLoading: false,
+    auditProblem: null, // the text shown instead of the table when a load failed
     claiming: false,
     unread: {},
     openId: null,
@@ -502,6 +608,9 @@
   testid(requestsBadge, "requests-badge");
   requestsBadge.hidden = true;
   viewRequests.appendChild(requestsBadge);
+  // «Журнал» is in the switch only while a supervisor is signed in (see renderAuditTab).
+  var viewAudit = button(T.views.audit, "view-audit");
+  viewAudit.setAttribute("aria-pressed", "false");
   viewSwitch.append(viewConversations, viewRequests);
   header.append(brand, indicator, viewSwitch, spacer, meName, statusToggle, logoutButton);
 
@@ -731,18 +840,76 @@
   reqBody.append(reqListBox, reqPane);
   requestsView.append(reqBar, reqBody);
 
-  function filterSelect(id, labels) {
+  // Work: the «Журнал» view (supervisors only), instead of the columns while it is shown
+  var auditView = el("section", "audit-view");
+  testid(auditView, "audit-view");
+  auditView.setAttribute("aria-label", T.audit.heading);
+  auditView.hidden = true;
+  var audBar = el("form", "req-bar audit-bar");
+  audBar.setAttribute("role", "search");
+  var audHeading = el("h2", null, T.audit.heading + " ");
+  var audCount = el("span", "count");
+  testid(audCount, "audit-count");
+  audHeading.appendChild(audCount);
+  var audLogin = input("search", "audit-filter-login", "login");
+  audLogin.placeholder = T.audit.login_placeholder;
+  audLogin.autocomplete = "off";
+  audLogin.autocapitalize = "off";
+  audLogin.spellcheck = false;
+  audLogin.maxLength = 100;
+  var audAction = filterSelect("audit-filter-action", T.audit.groups, T.audit.all);
+  var audSince = input("date", "audit-filter-since", "since");
+  var audRefresh = button(T.audit.refresh, "audit-refresh");
+  var audExports = el("div", "audit-exports");
+  testid(audExports, "audit-exports");
+  audBar.append(
+    audHeading,
+    field(T.audit.filter_login, audLogin),
+    field(T.audit.filter_action, audAction),
+    field(T.audit.filter_since, audSince),
+    audRefresh,
+    el("div", "spacer"),
+    audExports
+  );
+  var audBody = el("div", "audit-body");
+  var audTable = el("table", "audit-table");
+  testid(audTable, "audit-table");
+  audTable.setAttribute("aria-label", T.audit.heading);
+  var audHead = el("thead");
+  var audHeadRow = el("tr");
+  ["at", "login", "action", "target", "address", "details"].forEach(function (key) {
+    var th = el("th", "col-" + key, T.audit.columns[key]);
+    th.scope = "col";
+    audHeadRow.appendChild(th);
+  });
+  audHead.appendChild(audHeadRow);
+  var audRows = el("tbody");
+  testid(audRows, "audit-rows");
+  audTable.append(audHead, audRows);
+  var audEmpty = el("p", "empty");
+  testid(audEmpty, "audit-empty");
+  audEmpty.setAttribute("role", "status");
+  var audFoot = el("div", "audit-foot");
+  var audMore = button(T.audit.more, "audit-more");
+  var audCapped = el("p", "muted");
+  testid(audCapped, "audit-capped");
+  audFoot.append(audMore, audCapped);
+  audBody.append(audTable, audEmpty, audFoot);
+  auditView.append(audBar, audBody);
+  renderAudit();
+
+  function filterSelect(id, labels, allText) {
     var node = el("select");
     node.id = id;
     testid(node, id);
-    node.appendChild(option("", T.req.all));
+    node.appendChild(option("", allText || T.req.all));
     Object.keys(labels).forEach(function (key) {
       node.appendChild(option(key, labels[key]));
     });
     return node;
   }
 
-  workView.append(header, columns, requestsView);
+  workView.append(header, columns, requestsView, auditView);
 
   // Transfer dialog
   var transferDialog = el("dialog", "transfer-dialog");
@@ -880,6 +1047,36 @@
   [reqKind, reqStatus, reqCity].forEach(function (select) {
     select.addEventListener("change", renderRequests);
   });
+  viewAudit.addEventListener("click", function () {
+    showView("audit");
+  });
+  var auditFilterTimer = null;
+  function auditFiltersChanged(delay) {
+    clearTimeout(auditFilterTimer);
+    auditFilterTimer = setTimeout(function () {
+      state.auditLimit = AUDIT_PAGE;
+      loadAudit();
+    }, delay);
+  }
+  audLogin.addEventListener("input", function () {
+    auditFiltersChanged(AUDIT_FILTER_DELAY_MS);
+  });
+  [audAction, audSince].forEach(function (control) {
+    control.addEventListener("change", function () {
+      auditFiltersChanged(0);
+    });
+  });
+  audBar.addEventListener("submit", function (event) {
+    event.preventDefault(); // Enter in the login field: now, not after the pause
+    auditFiltersChanged(0);
+  });
+  audRefresh.addEventListener("click", function () {
+    auditFiltersChanged(0);
+  });
+  audMore.addEventListener("click", function () {
+    state.auditLimit = Math.min(state.auditLimit + AUDIT_PAGE, AUDIT_MAX);
+    loadAudit();
+  });
   reqStatusPick.addEventListener("change", function () {
     reqStatusPick.dataset.dirty = "1";
   });
@@ -994,6 +1191,7 @@
     meName.textContent = operator.name || operator.login || "";
     meName.title = operator.login || "";
     renderStatus();
+    renderAuditTab();
     loginView.hidden = true;
     workView.hidden = false;
     app.removeAttribute("aria-busy");
@@ -1041,6 +1239,17 @@
     reqComment.value = "";
     renderRequests();
     renderRequestsBadge();
+    clearTimeout(auditFilterTimer);
+    state.auditSeq += 1; // an answer still on its way is dropped
+    state.audit = [];
+    state.auditLimit = AUDIT_PAGE;
+    state.auditLoading = false;
+    state.auditProblem = null;
+    audLogin.value = "";
+    audAction.value = "";
+    audSince.value = "";
+    renderAudit();
+    renderAuditTab();
     showView("conversations");
     renderLists();
     showPlaceholder();
@@ -2528,17 +2737,23 @@
   // The whole list is kept in the page and filtered here: city choices come from the records,
   // and a live event updates one record without refetching.
   function showView(view) {
-    state.view = view === "requests" ? "requests" : "conversations";
+    if (view === "audit" && !isSupervisor()) view = "conversations";
+    state.view = view === "requests" || view === "audit" ? view : "conversations";
     var onRequests = state.view === "requests";
-    columns.hidden = onRequests;
+    var onAudit = state.view === "audit";
+    columns.hidden = onRequests || onAudit;
     requestsView.hidden = !onRequests;
-    viewConversations.setAttribute("aria-pressed", onRequests ? "false" : "true");
+    auditView.hidden = !onAudit;
+    var onConversations = state.view === "conversations";
+    viewConversations.setAttribute("aria-pressed", onConversations ? "true" : "false");
     viewRequests.setAttribute("aria-pressed", onRequests ? "true" : "false");
+    viewAudit.setAttribute("aria-pressed", onAudit ? "true" : "false");
     if (onRequests) {
       state.requestsUnseen = 0;
       renderRequestsBadge();
       if (!state.requestsLoaded) loadRequests();
     }
+    if (onAudit) loadAudit(); // the log grows all the time: fresh on every visit
   }
 
   function loadRequests() {
@@ -3100,6 +3315,204 @@
     var node = el("option", null, text);
     node.value = value;
     return node;
+  }
+
+  // --- the «Журнал» view (supervisors) --------------------------------------------------------
+  // What operators did, newest first, filtered by the server (GET …/audit); the CSV links carry
+  // the same filters (…/audit.csv, itself written down in the log).
+  function isSupervisor() {
+    return !!state.me && state.me.role === "supervisor";
+  }
+
+  function renderAuditTab() {
+    if (isSupervisor()) {
+      if (viewAudit.parentNode !== viewSwitch) viewSwitch.appendChild(viewAudit);
+    } else if (viewAudit.parentNode) {
+      viewSwitch.removeChild(viewAudit);
+      if (state.view === "audit") showView("conversations");
+    }
+  }
+
+  function auditSince() {
+    // The date picked is a day of the operator's own calendar: from its local midnight.
+    var match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(audSince.value);
+    if (!match) return null;
+    var midnight = new Date(Number(match[1]), Number(match[2]) - 1, Number(match[3]));
+    return isNaN(midnight.getTime()) ? null : midnight.toISOString();
+  }
+
+  // One query string per server filter: ["action=…&login=…", …] (one for most families).
+  function auditQueries(limit) {
+    var base = [];
+    var login = audLogin.value.trim();
+    if (login) base.push("login=" + encodeURIComponent(login));
+    var since = auditSince();
+    if (since) base.push("since=" + encodeURIComponent(since));
+    base.push("limit=" + limit);
+    var actions = AUDIT_GROUPS[audAction.value] || [null];
+    return actions.map(function (action) {
+      var parts = action ? ["action=" + encodeURIComponent(action)] : [];
+      return "?" + parts.concat(base).join("&");
+    });
+  }
+
+  function loadAudit() {
+    if (!state.working || !isSupervisor()) return;
+    clearTimeout(auditFilterTimer);
+    state.auditSeq += 1;
+    var seq = state.auditSeq;
+    var limit = state.auditLimit;
+    state.auditLoading = true;
+    renderAudit();
+    Promise.all(
+      auditQueries(limit).map(function (query) {
+        return api("GET", "/audit" + query);
+      })
+    )
+      .then(function (answers) {
+        if (seq !== state.auditSeq || !state.working) return;
+        var entries = [];
+        answers.forEach(function (data) {
+          if (data && Array.isArray(data.entries)) entries = entries.concat(data.entries);
+        });
+        entries.sort(function (a, b) {
+          return stamp(b.at) - stamp(a.at) || (b.id || 0) - (a.id || 0);
+        });
+        state.audit = entries.slice(0, limit);
+        state.auditProblem = null;
+      })
+      .catch(function (error) {
+        if (seq !== state.auditSeq) return;
+        if (error && error.handled) return;
+        state.audit = [];
+        state.auditProblem = error && typeof error.status === "number" ? message(error) : null;
+        fail(error);
+      })
+      .then(function () {
+        if (seq !== state.auditSeq) return;
+        state.auditLoading = false;
+        renderAudit();
+      });
+  }
+
+  function renderAudit() {
+    audRows.textContent = "";
+    state.audit.forEach(function (entry) {
+      audRows.appendChild(auditRow(entry));
+    });
+    audCount.textContent = state.audit.length ? String(state.audit.length) : "";
+    var filtered = !!(audLogin.value.trim() || audAction.value || audSince.value);
+    audEmpty.hidden = state.audit.length > 0;
+    audEmpty.textContent = state.auditLoading
+      ? T.audit.loading
+      : state.auditProblem || (filtered ? T.audit.empty_filtered : T.audit.empty);
+    audTable.hidden = !state.audit.length;
+    renderAuditExports();
+    renderAuditFoot();
+  }
+
+  function renderAuditFoot() {
+    var full = state.audit.length >= state.auditLimit;
+    audMore.hidden = !full || state.auditLimit >= AUDIT_MAX;
+    audMore.disabled = state.auditLoading;
+    audCapped.hidden = !full || state.auditLimit < AUDIT_MAX;
+    audCapped.textContent = T.audit.capped.replace("{count}", String(state.audit.length));
+  }
+
+  function renderAuditExports() {
+    var actions = AUDIT_GROUPS[audAction.value] || [null];
+    var queries = auditQueries(AUDIT_EXPORT_MAX);
+    audExports.textContent = "";
+    queries.forEach(function (query, index) {
+      var text =
+        queries.length > 1
+          ? T.audit.export_one.replace("{what}", auditActionLabel(actions[index]))
+          : T.audit.export;
+      var link = el("a", "req-export", text);
+      link.href = API + "/audit.csv" + query;
+      link.setAttribute("download", "");
+      link.title = T.audit.export_hint;
+      testid(link, "audit-export");
+      audExports.appendChild(link);
+    });
+  }
+
+  function auditActionLabel(action) {
+    if (Object.prototype.hasOwnProperty.call(T.audit.actions, action)) {
+      return T.audit.actions[action];
+    }
+    // A family the filter asked for ("customer.*", in an export's details): its name.
+    var groups = Object.keys(AUDIT_GROUPS);
+    for (var i = 0; i < groups.length; i += 1) {
+      var codes = AUDIT_GROUPS[groups[i]];
+      if (codes.length === 1 && codes[0] === action) return T.audit.groups[groups[i]];
+    }
+    return String(action || "");
+  }
+
+  function auditRow(entry) {
+    var tr = el("tr", "audit-row");
+    testid(tr, "audit-row");
+    tr.dataset.action = String(entry.action || "");
+    tr.dataset.login = String(entry.login || "");
+    var when = el("time", null, auditTime(entry.at));
+    if (stamp(entry.at)) when.dateTime = new Date(stamp(entry.at)).toISOString();
+    var at = el("td", "col-at");
+    at.appendChild(when);
+    var action = el("td", "col-action", auditActionLabel(entry.action));
+    action.title = String(entry.action || "");
+    var details = auditDetails(entry.details);
+    var detailsCell = el("td", "col-details", details || "—");
+    if (details) detailsCell.title = details;
+    tr.append(
+      at,
+      el("td", "col-login", String(entry.login || "—")),
+      action,
+      el("td", "col-target", entry.target ? String(entry.target) : "—"),
+      el("td", "col-address", entry.address ? String(entry.address) : "—"),
+      detailsCell
+    );
+    return tr;
+  }
+
+  function auditTime(at) {
+    var time = stamp(at);
+    if (!time) return String(at || "");
+    return new Date(time).toLocaleString("ru-RU", {
+      day: "2-digit",
+      month: "2-digit",
+      year: "numeric",
+      hour: "2-digit",
+      minute: "2-digit",
+      second: "2-digit",
+    });
+  }
+
+  // {"reason": "wrong_password", "rows": 3} → "причина: неверный пароль; строк: 3"
+  function auditDetails(details) {
+    if (!details || typeof details !== "object") return "";
+    var parts = [];
+    Object.keys(details).forEach(function (key) {
+      var value = details[key];
+      if (value === null || value === undefined || value === "") return;
+      var text;
+      if (typeof value === "boolean") text = value ? T.audit.values.yes : T.audit.values.no;
+      else if (key === "filter_since" && typeof value === "number") {
+        text = auditTime(new Date(value * 1000).toISOString());
+      } else if (key === "filter_action") text = auditActionLabel(value);
+      else if (typeof value === "object") text = JSON.stringify(value);
+      else {
+        text = String(value);
+        if (Object.prototype.hasOwnProperty.call(T.audit.values, text)) {
+          text = T.audit.values[text];
+        }
+      }
+      var name = Object.prototype.hasOwnProperty.call(T.audit.details, key)
+        ? T.audit.details[key]
+        : key;
+      parts.push(name + ": " + text);
+    });
+    return parts.join("; ");
   }
 
   // --- little helpers --------------------------------------------------------------------------
