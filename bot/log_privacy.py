@@ -48,12 +48,13 @@ _KEYED_VALUE = re.compile(
 
 # --- personal data -----------------------------------------------------------------------------
 _EMAIL = re.compile(
-    r"(?<![\w.%+-])([\w.%+-]{1,64})@([A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}"
+    r"(?<![\w.%+-])([\w.%+-]{1,64})(?:@|%40)([A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}"
     r"\.[A-Za-z]{2,24})(?![\w-])"
 )
 # Russian numbers: +7 / 8 / 7, then 10 digits with the usual separators (+7 (914) 123-45-67).
 _PHONE = re.compile(
-    r"(?<![\w+*])(?:\+7|8|7)[\s(-]{0,2}(\d{3})[\s)-]{0,2}(\d{3})[\s-]{0,2}(\d{2})[\s-]{0,2}"
+    # "%2B7…" is the same number in a logged URL's query string (an access log line).
+    r"(?<![\w+*])(?:\+7|%2[Bb]7|8|7)[\s(-]{0,2}(\d{3})[\s)-]{0,2}(\d{3})[\s-]{0,2}(\d{2})[\s-]{0,2}"
     r"(\d{2})(?!\d)"
 )
 # Russian words as escapes (the source stays free of Russian literals, which belong in locales/).
@@ -138,7 +139,7 @@ def mask(text: str) -> str:
             continue
         if pattern in (_NAME_SFP, _NAME_FPS) and not _HAS_UPPER_CYRILLIC.search(text):
             continue
-        if pattern is _EMAIL and "@" not in text:
+        if pattern is _EMAIL and "@" not in text and "%40" not in text:
             continue
         text = pattern.sub(replacement, text)
     return text
