@@ -264,7 +264,8 @@ def _supervisor_paths(base: str) -> dict[str, Any]:
     filters = [
         {"name": "login", "in": "query", "schema": {"type": "string"}},
         {"name": "action", "in": "query", "schema": {"type": "string"},
-         "description": "an action (login.failed) or a family (customer.*)"},
+         "description": "an action (login_failed), a family (customer.*), or several of "
+                        "either separated by commas (login,logout)"},
         {"name": "since", "in": "query", "schema": {"type": "string"},
          "description": "ISO date or date-time, UTC unless it says otherwise"},
         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},

@@ -22,7 +22,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -165,25 +165,28 @@ class AuditLog:
         self,
         *,
         login: str | None = None,
-        action: str | None = None,
+        action: str | Sequence[str] | None = None,
         since: float | None = None,
         limit: int = 200,
     ) -> list[AuditEntry]:
-        """Entries newest first. ``action`` ending in ``.`` or ``*`` matches a family
-        (``conversation.*``)."""
+        """Entries newest first. ``action`` is a code, a family (ending in ``.`` or ``*``:
+        ``conversation.*``) or several of either (any of them matches)."""
         where: list[str] = []
         args: list[Any] = []
         if login:
             where.append("login = ?")
             args.append(login)
-        if action:
-            family = action.rstrip("*")
+        either: list[str] = []
+        for one in (action,) if isinstance(action, str) else action or ():
+            family = one.rstrip("*")
             if family.endswith("."):
-                where.append("substr(action, 1, ?) = ?")
+                either.append("substr(action, 1, ?) = ?")
                 args += [len(family), family]
             else:
-                where.append("action = ?")
-                args.append(action)
+                either.append("action = ?")
+                args.append(one)
+        if either:
+            where.append("(" + " OR ".join(either) + ")")
         if since is not None:
             where.append("at >= ?")
             args.append(since)
@@ -281,15 +284,17 @@ def _filters(request: web.Request, *, highest: int) -> dict[str, Any]:
         )
     except UntrustedInput as exc:
         raise _bad_request(str(exc)) from None
-    action = query.get("action") or None
-    if action is not None and action not in ACTIONS:
-        families = sorted({a.split(".")[0] + ".*" for a in ACTIONS if "." in a})
-        if action not in families and action.rstrip("*") not in {f[:-1] for f in families}:
+    # One code, one family ("conversation.*"), or several of either separated by commas
+    # (the console's «Входы» is login, login_failed, login_throttled and logout).
+    actions = tuple(a.strip() for a in (query.get("action") or "").split(",")[:20] if a.strip())
+    families = sorted({a.split(".")[0] + ".*" for a in ACTIONS if "." in a})
+    for action in actions:
+        if action not in ACTIONS and action.rstrip("*") not in {f[:-1] for f in families}:
             raise _bad_request(f"action must be one of {', '.join(ACTIONS + tuple(families))}")
     login = query.get("login") or None
     return {
         "login": clean_text(login.strip().lower(), _VALUE_LIMIT) if login else None,
-        "action": action,
+        "action": actions or None,
         "since": _since(query.get("since")),
         "limit": limit,
     }
@@ -318,7 +323,11 @@ def add_audit_routes(app: web.Application, authorized: Callable[..., Any]) -> No
             "audit.export",
             login=operator.login,
             rows=len(entries),
-            **{f"filter_{k}": v for k, v in filters.items() if k != "limit" and v is not None},
+            **{
+                f"filter_{k}": ",".join(v) if isinstance(v, tuple) else v
+                for k, v in filters.items()
+                if k != "limit" and v is not None
+            },
         )
         rows = []
         for entry in entries:

@@ -370,6 +370,10 @@ async def test_supervisors_read_the_audit_of_operator_actions(
 
     status, body = await sveta.get(f"{AUDIT}?action=conversation.*&limit=2")
     assert [e["action"] for e in body["entries"]] == ["conversation.close", "conversation.open"]
+    # several codes and families at once, comma-separated (the console's «Входы»)
+    status, body = await sveta.get(f"{AUDIT}?action=login,customer.*&login=anna")
+    assert {e["action"] for e in body["entries"]} == {"login", "customer.card"}
+    assert (await sveta.get(f"{AUDIT}?action=login,nonsense"))[0] == 400
     status, body = await sveta.get(f"{AUDIT}?action=requests.export&login=sveta")
     [full] = body["entries"]
     assert full["details"]["phones"] == "full"
