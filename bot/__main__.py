@@ -49,12 +49,13 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _setup_logging(level: str) -> None:
-    from bot.log_privacy import install
+    from bot import log_noise, log_privacy
 
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-    install()  # phone numbers, e-mails, contracts, codes, names and tokens masked in every line
+    log_privacy.install()  # phones, e-mails, contracts, codes, names and tokens masked everywhere
+    log_noise.install()  # a stranger's malformed request is one INFO line, not a traceback
 
 
 # --- run ---------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from bot.channels.rest import RestChannel
 from bot.config import Settings
@@ -54,6 +55,15 @@ async def safety_net(request: web.Request, handler: Handler) -> web.StreamRespon
         if request.headers.get("Upgrade", "").lower() == "websocket":
             raise  # the socket has its own close; there is no response to replace
         return json_response({"error": str(exc)}, status=400)
+    except HttpProcessingError as exc:
+        # aiohttp's parser refusing what a handler reads (a multipart part's broken header, a
+        # line too long): the client's fault, a 400, and no traceback for anyone to flood.
+        log.info("malformed request body in %s %s: %s", request.method, _route(request), exc.code)
+        return json_response({"error": "the request is malformed"}, status=400)
+    except ConnectionResetError:
+        # The client went away mid-body: nobody to answer, nothing of ours went wrong.
+        log.info("client went away during %s %s", request.method, _route(request))
+        raise web.HTTPBadRequest() from None
     except Exception:
         incident = uuid.uuid4().hex
         log.exception("unhandled error in %s %s (id %s)", request.method, _route(request), incident)

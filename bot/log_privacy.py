@@ -22,7 +22,8 @@ from collections.abc import Callable
 
 # --- secrets -----------------------------------------------------------------------------------
 # A Telegram Bot API URL: https://api.telegram.org/bot<token>/method and /file/bot<token>/path.
-_TELEGRAM_URL = re.compile(r"(/bot)[^/\s?#'\"]{3,200}(?=/)")
+# Not after another "/": "https://bot.example.ru/…" is a host, not a token.
+_TELEGRAM_URL = re.compile(r"(?<!/)(/bot)[^/\s?#'\"]{3,200}(?=/)")
 # A bare bot token (123456789:AA…): digits, a colon, then letters among URL-safe characters.
 _TELEGRAM_TOKEN = re.compile(r"(?<![\w:])\d{5,12}:(?=[\w-]{0,60}[A-Za-z])[\w-]{6,100}")
 # Secrets in a query string or a form body (VK's access_token=, a widget's hash=, code=).

@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import sqlite3
+import sys
 from dataclasses import replace
 from typing import Any
 
@@ -407,3 +408,76 @@ async def test_the_store_keeps_an_unreadable_delivery_with_a_lone_surrogate(
     await services.store.keep_unparsed("telegram", '{"text": "a' + SURROGATE + '"}', SURROGATE)
     kept = rows(settings, "SELECT body, problem FROM unparsed")
     assert kept == [('{"text": "a\ufffd"}', "\ufffd")]
+
+
+# --- multipart and the parser's own refusals ----------------------------------------------------
+BROKEN_PART = (
+    b"--B\r\n"
+    b'Content-Disposition: form-data; name="session"\r\n\r\nAAAAAAAAAAAAAAAAAAAAQ\r\n'
+    b"--B\r\n"
+    b'Content-Disposition: form-data; name="file"; filename="\xff\x00x.png"\r\n'
+    b"Content-Type: image/png\r\n\r\nx\r\n--B--\r\n"
+)
+LONG_PART_HEADER = (
+    b'--B\r\nContent-Disposition: form-data; name="file"; filename="'
+    + b"a" * 9000
+    + b'.png"\r\n\r\nx\r\n--B--\r\n'
+)
+
+
+@pytest.mark.parametrize("body", [BROKEN_PART, LONG_PART_HEADER], ids=["nul-in-header", "long"])
+async def test_a_malformed_multipart_upload_is_a_400_and_leaves_no_file(
+    client: TestClient, settings: Settings, body: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        resp = await client.post(
+            "/api/v1/widget/upload",
+            data=body,
+            headers={"Content-Type": "multipart/form-data; boundary=B"},
+        )
+    assert resp.status == 400
+    uploads = settings.var_dir / "uploads"
+    assert not uploads.exists() or not any(uploads.iterdir())
+    assert "Traceback" not in caplog.text
+    assert "unhandled error" not in caplog.text
+
+
+async def test_any_handler_reading_a_broken_multipart_body_answers_400(
+    aiohttp_client: Any, settings: Settings, services: Services
+) -> None:
+    app = create_app(settings, services=services)
+
+    async def reads_parts(request: web.Request) -> web.Response:
+        reader = await request.multipart()
+        while await reader.next() is not None:
+            pass
+        return web.json_response({"ok": True})
+
+    app.router.add_post("/test/parts", reads_parts)
+    client = await aiohttp_client(app)
+    resp = await client.post(
+        "/test/parts", data=BROKEN_PART, headers={"Content-Type": "multipart/form-data; boundary=B"}
+    )
+    assert resp.status == 400
+    assert await resp.json() == {"error": "the request is malformed"}
+
+
+def test_the_parsers_refusals_are_one_info_line_without_a_traceback() -> None:
+    from aiohttp.http_exceptions import LineTooLong
+
+    from bot.log_noise import ClientMistakes
+
+    try:
+        raise LineTooLong("x" * 20, "8190")
+    except LineTooLong:
+        record = logging.getLogger("aiohttp.server").makeRecord(
+            "aiohttp.server", logging.ERROR, __file__, 1, "Error handling request from %s",
+            ("203.0.113.7",), sys.exc_info(),
+        )  # fmt: skip
+    assert ClientMistakes().filter(record)
+    assert record.levelno == logging.INFO
+    assert record.exc_info is None
+    assert "LineTooLong" in record.getMessage()
+    other = logging.LogRecord("aiohttp.server", logging.ERROR, __file__, 1, "boom", (), None)
+    assert ClientMistakes().filter(other)
+    assert other.levelno == logging.ERROR

@@ -29,6 +29,11 @@ TG_TOKEN = "123456:TEST-token"
         ("call +79140000001 back", "call +7******0001 back"),
         ("телефон 8 (914) 000-00-01", "телефон +7******0001"),
         ("phone +7 914 000 00 01.", "phone +7******0001."),
+        # a host named bot… is not a Bot API token
+        (
+            "webhook registered at https://bot.example.ru/webhooks/telegram",
+            "webhook registered at https://bot.example.ru/webhooks/telegram",
+        ),
         # an access log line: the query string is URL-encoded
         (
             '"GET /v1/accounts?phone=%2B79140000001&email=ivan%40example.org HTTP/1.1" 200',

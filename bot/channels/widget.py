@@ -63,6 +63,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import BodyPartReader, WSCloseCode, WSMsgType, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from bot.abuse import CLIENT_FIELD, AbuseLimits, Refusal, SocketLease
 from bot.channels.base import Capabilities, Channel, OutboundMessage, RateLimit
@@ -635,7 +636,7 @@ class WidgetChannel(Channel):
             if stored is not None:
                 stored[0].unlink(missing_ok=True)
             raise
-        except ValueError:
+        except (ValueError, HttpProcessingError):  # a malformed part header is aiohttp's latter
             if stored is not None:
                 stored[0].unlink(missing_ok=True)
             raise _UploadRefused(400, "bad_request") from None
