@@ -41,8 +41,15 @@ MAX_JSON_BYTES = 1024**2
 
 _SURROGATES = re.compile("[\ud800-\udfff]")
 # C0 controls but tab and newline, DEL, C1 controls; carriage returns are folded into newlines.
+# Also the bidirectional embeddings, overrides and isolates (U+202A-202E, U+2066-2069): no
+# customer needs them, and they make text shown to an operator read other than it is
+# ("Trojan Source"); the plain marks U+200E/U+200F stay.
 _DROPPED = dict.fromkeys(
-    [c for c in range(0x20) if c not in (0x09, 0x0A)] + list(range(0x7F, 0xA0)) + [0xFFFE, 0xFFFF]
+    [c for c in range(0x20) if c not in (0x09, 0x0A)]
+    + list(range(0x7F, 0xA0))
+    + list(range(0x202A, 0x202F))
+    + list(range(0x2066, 0x206A))
+    + [0xFFFE, 0xFFFF]
 )
 
 

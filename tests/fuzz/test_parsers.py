@@ -176,12 +176,16 @@ def test_widget_frames_are_parsed_or_refused_with_a_frame_error(frame: Any) -> N
 @given(st.one_of(strings(), hostile_text(400)), st.integers(min_value=0, max_value=8000))
 @example("\ud800" * 3, 4096)
 @example("a\r\nb\rc", 10)
+@example("invoice\u202egpj.exe\u2066", 100)
 def test_clean_text_is_idempotent_storable_and_capped(value: str, limit: int) -> None:
     cleaned = clean_text(value, limit)
     assert len(cleaned) <= limit
     cleaned.encode("utf-8")  # no lone surrogates
     assert not any(unicodedata.category(c) == "Cc" and c not in "\t\n" for c in cleaned), (
         "a control character got through"
+    )
+    assert not any("\u202a" <= c <= "\u202e" or "\u2066" <= c <= "\u2069" for c in cleaned), (
+        "a bidirectional override got through"
     )
     assert clean_text(cleaned, limit) == cleaned
 
