@@ -23,6 +23,7 @@ from bot.outages.api import OutageApi
 from bot.requests.api import RequestApi
 from bot.selfservice.billing_events import BillingEvents
 from bot.services import Services, build_services
+from bot.storage.health import StoreUnavailable
 from bot.untrusted import UntrustedInput
 from bot.visits.api import VisitApi
 
@@ -55,6 +56,14 @@ async def safety_net(request: web.Request, handler: Handler) -> web.StreamRespon
         if request.headers.get("Upgrade", "").lower() == "websocket":
             raise  # the socket has its own close; there is no response to replace
         return json_response({"error": str(exc)}, status=400)
+    except StoreUnavailable:
+        # Nothing was recorded: never a 200, or the platform would not deliver it again. The
+        # store's health logs the episode once; a traceback per webhook would flood the log.
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            raise
+        response = json_response({"error": "temporarily unavailable"}, status=503)
+        response.headers["Retry-After"] = "5"
+        return response
     except HttpProcessingError as exc:
         # aiohttp's parser refusing what a handler reads (a multipart part's broken header, a
         # line too long): the client's fault, a 400, and no traceback for anyone to flood.
@@ -109,7 +118,8 @@ async def healthz(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     checks: dict[str, bool] = {}
     try:
-        checks["store"] = await services.store.ping()
+        # A read works on a full disk: the store also has to be writing (its health).
+        checks["store"] = await services.store.ping() and not services.store.health.failing
     except Exception:  # a health check reports, it does not raise
         log.exception("store health check failed")
         checks["store"] = False
@@ -127,6 +137,7 @@ async def healthz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     await services.handoff.refresh_metrics()
+    services.store.health.refresh()
     body = services.metrics.render()
     return web.Response(text=body, content_type="text/plain", charset="utf-8")
 

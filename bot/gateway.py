@@ -25,6 +25,7 @@ from bot.metrics import Metrics
 from bot.models import Button as ButtonModel
 from bot.models import Conversation, Inbound, RenderedReply, Reply, Text
 from bot.storage.base import Locks, Store, TranscriptLine, TurnRecord
+from bot.storage.health import StoreUnavailable
 from bot.untrusted import clean_inbound
 
 log = logging.getLogger(__name__)
@@ -205,6 +206,8 @@ class Gateway:
             turn: Turn = await asyncio.wait_for(
                 self._engine.step(conversation, inbound), self._turn_timeout
             )
+        except StoreUnavailable:
+            raise  # not the engine's fault: the whole turn is retried when the store works
         except Exception:  # the customer must get an answer whatever broke
             log.exception("dialog turn failed for %s", conversation.key.channel)
             self._metrics.inc("turn_errors_total", channel=conversation.key.channel)

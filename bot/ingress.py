@@ -13,6 +13,11 @@ Every inbound passes the untrusted-input boundary here, before anything is store
 cleaned and capped at the channel's limit (bot/untrusted.py), and the platform's raw JSON kept
 with it is held to the same rules (no lone surrogate reaches SQLite, no megabyte string is kept).
 Authentic deliveries a channel could not use are counted here too (``refused``).
+
+A store that cannot be written (``StoreUnavailable``: disk full, locked) is not the inbound's
+fault: ``accept`` raises it (the webhook answers 503 and the platform delivers again), and a
+turn that cannot be committed is retried in place, with a backoff, for as long as the store
+fails, never given up: the message was acknowledged and must be answered.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from bot.metrics import Metrics
 from bot.models import Inbound
 from bot.outbox import Outbox
 from bot.storage.base import Store
+from bot.storage.health import StoreUnavailable
 from bot.untrusted import DEFAULT_TEXT_LIMIT, MAX_JSON_DEPTH, clean_inbound, clean_text
 
 log = logging.getLogger(__name__)
@@ -39,6 +45,8 @@ MAX_ATTEMPTS = 5
 # enough that a reused id (Telegram after a quiet week) is not taken for a redelivery.
 KEEP_DELIVERY_IDS_DAYS = 3.0
 RETRY_SECONDS = (0.5, 2.0, 5.0, 15.0)
+# While the store fails: soon for a short lock, then every 5 s (no attempt is counted).
+STORE_RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
 
 Preparer = Callable[[Inbound], Awaitable[Inbound]]
 
@@ -177,6 +185,7 @@ class Ingress:
 
     async def _process(self, inbox_id: int, inbound: Inbound, attempts: int) -> None:
         """Answer one inbound; on failure retry in place, so later messages keep their order."""
+        store_failures = 0
         while True:
             try:
                 prepare = self._preparers.get(inbound.key.channel)
@@ -184,6 +193,12 @@ class Ingress:
                 await self._gateway.handle(ready, inbox_id=inbox_id, deliver=True)
                 self._outbox.notify()
                 return
+            except StoreUnavailable:
+                # Logged and counted by the store's health; the turn is retried whole (its
+                # commit is one transaction, so nothing of it was kept).
+                delay = STORE_RETRY_SECONDS[min(store_failures, len(STORE_RETRY_SECONDS) - 1)]
+                store_failures += 1
+                await asyncio.sleep(delay)
             except Exception as exc:
                 attempts += 1
                 give_up = attempts >= MAX_ATTEMPTS

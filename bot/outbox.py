@@ -6,7 +6,14 @@ Two lanes share each channel's budget. Replies (``PRIORITY_REPLY``) reserve send
 come, one worker per chat. Bulk items (``PRIORITY_BULK``: an outage notice to every affected
 customer) go through one lane per channel that takes a slot only when it is free *now*, so a
 fan-out of thousands never books the channel's future: a reply written in the middle of it waits
-at most one slot, not for the whole broadcast (``benchmarks/outage_fanout.py``)."""
+at most one slot, not for the whole broadcast (``benchmarks/outage_fanout.py``).
+
+A store that cannot be written (disk full, locked past the busy timeout) holds the whole outbox:
+a message the platform accepted but the store could not mark as sent would otherwise be read as
+pending and sent again, over and over (893 duplicates in one measured trial). Such a message is
+remembered here as sent (``_unrecorded``) and never sent again by this process; no further send
+starts; the marks are retried with a backoff, and sending resumes, in order, once they are
+written. Only a restart while held can send such a message twice (the in-flight case)."""
 
 from __future__ import annotations
 
@@ -20,6 +27,7 @@ from bot.channels.base import Channel, OutboundMessage, RateLimit, SendError
 from bot.channels.fit import fit_message
 from bot.metrics import Metrics
 from bot.storage.base import PRIORITY_BULK, OutboundItem, Store
+from bot.storage.health import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +36,9 @@ BACKOFF_SECONDS = (1.0, 2.0, 5.0, 15.0, 30.0)
 # Bulk sends of one channel in flight at once: enough to use the budget when the platform
 # answers slowly, few enough that waiting bulk senders do not crowd the event loop.
 BULK_IN_FLIGHT = 4
+# Retrying a failing store while held: soon for a short lock, then no more than every 5 s so
+# a full disk is not hammered (each try of a locked database already waits the busy timeout).
+STORE_RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
 
 
 def register_metrics(metrics: Metrics) -> None:
@@ -86,6 +97,12 @@ class Outbox:
         self._bulk_lanes: set[str] = set()  # channels whose bulk lane is running
         self._tasks: set[asyncio.Task[None]] = set()
         self._dispatcher: asyncio.Task[None] | None = None
+        # Held while the store fails: set = sends may start.
+        self._store_ok = asyncio.Event()
+        self._store_ok.set()
+        self._recovery: asyncio.Task[None] | None = None
+        # Outcomes the platform knows but the store does not yet: id -> (platform ids, error).
+        self._unrecorded: dict[int, tuple[str | None, str | None]] = {}
 
     def notify(self) -> None:
         """New rows were committed: look for them."""
@@ -95,19 +112,37 @@ class Outbox:
         self._dispatcher = asyncio.create_task(self._dispatch(), name="outbox-dispatch")
         self.notify()  # rows left pending by a previous run
 
+    @property
+    def held(self) -> bool:
+        """True while sends wait for the store to work again."""
+        return not self._store_ok.is_set()
+
     async def close(self) -> None:
-        tasks = [t for t in (self._dispatcher, *self._tasks) if t is not None]
+        tasks = [t for t in (self._dispatcher, self._recovery, *self._tasks) if t is not None]
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._unrecorded:
+            # One last try: what stays unrecorded is sent again after the restart.
+            with contextlib.suppress(StoreUnavailable):
+                await self._record_unrecorded()
+            if self._unrecorded:
+                log.warning(
+                    "outbox: %d sent message(s) could not be recorded and may be sent again",
+                    len(self._unrecorded),
+                )
 
     async def drain(self) -> None:
         """Wait until nothing is pending or in flight (tests, graceful shutdown); callers bound
         it with ``asyncio.timeout``. Polls the store, the truth about what is pending."""
         while True:  # the condition lives in the store, so poll it
-            if not self._busy and not await self._store.outbox_pending(limit=1):
+            if (
+                not self._busy
+                and not self._unrecorded
+                and not await self._store.outbox_pending(limit=1)
+            ):
                 return
             await asyncio.sleep(0.02)
 
@@ -115,8 +150,13 @@ class Outbox:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            if self.held:
+                continue  # the recovery wakes us
             try:
                 pending = await self._store.outbox_pending()
+            except StoreUnavailable:
+                self._hold()
+                continue
             except Exception:
                 log.exception("outbox: reading pending rows failed")
                 await asyncio.sleep(1.0)
@@ -125,6 +165,8 @@ class Outbox:
             chats: dict[tuple[str, str], list[OutboundItem]] = {}
             bulk: dict[str, list[OutboundItem]] = {}
             for item in pending:  # replies first, then bulk (the store's order)
+                if item.id in self._unrecorded:
+                    continue  # sent: only its mark is missing
                 if item.priority >= PRIORITY_BULK:
                     bulk.setdefault(item.channel, []).append(item)
                 else:
@@ -147,7 +189,11 @@ class Outbox:
     async def _deliver_chat(self, chat: tuple[str, str], items: list[OutboundItem]) -> None:
         try:
             for item in items:
+                if self.held:
+                    return  # read again after the recovery
                 await self._deliver(item)
+        except StoreUnavailable:
+            self._hold()
         finally:
             self._busy.discard(chat)
             self._wake.set()  # more rows may have arrived for this chat meanwhile
@@ -164,6 +210,8 @@ class Outbox:
         async def send(chat: tuple[str, str], item: OutboundItem) -> None:
             try:
                 await self._deliver(item)
+            except StoreUnavailable:
+                self._hold()
             finally:
                 self._busy.discard(chat)
                 in_flight.release()
@@ -175,6 +223,9 @@ class Outbox:
                     skipped.add(chat)
                     continue
                 await in_flight.acquire()
+                if self.held:  # the rest waits for the recovery, which reads it again
+                    in_flight.release()
+                    break
                 if chat in self._busy:  # a reply arrived while we waited
                     in_flight.release()
                     skipped.add(chat)
@@ -196,13 +247,15 @@ class Outbox:
                 self._wake.set()
 
     async def _deliver(self, item: OutboundItem) -> None:
+        """Send one item and record the outcome. A store failure before the send raises
+        ``StoreUnavailable`` with nothing sent; one after it is remembered (``_record``)."""
         channel = self._channels.get(item.channel)
         if channel is None:
-            await self._store.outbox_done(item.id, error=f"no channel {item.channel!r} configured")
+            await self._record(item, error=f"no channel {item.channel!r} configured")
             self._metrics.inc("outbox_failed_total", channel=item.channel)
             return
         if not await self._store.is_reachable(item.conversation_id):
-            await self._store.outbox_done(item.id, error="customer unreachable (blocked the bot)")
+            await self._record(item, error="customer unreachable (blocked the bot)")
             self._metrics.inc("outbox_failed_total", channel=item.channel)
             return
         parts = fit_message(item.text, item.buttons, item.attachments, channel.capabilities)
@@ -213,7 +266,8 @@ class Outbox:
             )
             platform_id, error = await self._send_with_retries(channel, message, item)
             if error is not None:
-                await self._store.outbox_done(item.id, error=error)
+                # Parts before this one may have gone out: never to be sent again either.
+                await self._record(item, error=error)
                 self._metrics.inc("outbox_failed_total", channel=item.channel)
                 log.warning(
                     "outbox: gave up on message %s via %s: %s", item.id, item.channel, error
@@ -222,7 +276,56 @@ class Outbox:
             if platform_id:
                 platform_ids.append(platform_id)
             self._metrics.inc("outbox_sent_total", channel=item.channel)
-        await self._store.outbox_done(item.id, platform_message_id=",".join(platform_ids) or None)
+        await self._record(item, platform_message_id=",".join(platform_ids) or None)
+
+    async def _record(
+        self,
+        item: OutboundItem,
+        *,
+        platform_message_id: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Mark ``item`` sent (or failed). If the store cannot, the outcome is kept here, the
+        outbox holds, and ``StoreUnavailable`` goes on up: the caller starts nothing more."""
+        try:
+            await self._store.outbox_done(
+                item.id, platform_message_id=platform_message_id, error=error
+            )
+        except StoreUnavailable:
+            self._unrecorded[item.id] = (platform_message_id, error)
+            self._hold()
+            raise
+
+    def _hold(self) -> None:
+        """Stop starting sends until the store works again (the store's health logs and
+        counts the failure; this only makes sure nothing is sent twice meanwhile)."""
+        self._store_ok.clear()
+        if self._recovery is None or self._recovery.done():
+            self._recovery = asyncio.create_task(self._recover(), name="outbox-recovery")
+
+    async def _recover(self) -> None:
+        attempt = 0
+        while True:
+            await asyncio.sleep(STORE_RETRY_SECONDS[min(attempt, len(STORE_RETRY_SECONDS) - 1)])
+            attempt += 1
+            try:
+                await self._record_unrecorded()
+                await self._store.outbox_pending(limit=1)  # what sending starts with works too
+            except StoreUnavailable:
+                continue
+            break
+        log.info("outbox: the store works again; sending resumes")
+        self._store_ok.set()
+        self._wake.set()
+
+    async def _record_unrecorded(self) -> None:
+        # Until empty: a send in flight when the outbox was held may add one meanwhile.
+        while self._unrecorded:
+            item_id, (platform_message_id, error) = next(iter(self._unrecorded.items()))
+            await self._store.outbox_done(
+                item_id, platform_message_id=platform_message_id, error=error
+            )
+            self._unrecorded.pop(item_id, None)
 
     async def _send_with_retries(
         self, channel: Channel, message: OutboundMessage, item: OutboundItem
@@ -247,5 +350,8 @@ class Outbox:
                 if delay is None:
                     delay = BACKOFF_SECONDS[min(attempts - 1, len(BACKOFF_SECONDS) - 1)]
                 self._metrics.inc("outbox_retries_total", channel=channel.name)
-                await self._store.outbox_attempt_failed(item.id, str(exc))
+                # Only a count for people to read: a store failure here must not abandon a
+                # message whose earlier parts may have gone out (``attempts`` counts on here).
+                with contextlib.suppress(StoreUnavailable):
+                    await self._store.outbox_attempt_failed(item.id, str(exc))
                 await asyncio.sleep(delay)

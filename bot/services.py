@@ -228,6 +228,7 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
     register_metrics(metrics)
     register_outbox_metrics(metrics)
     register_ingress_metrics(metrics)
+    store.health.attach(metrics)  # store_failing, store_errors_total
     abuse = AbuseLimits(metrics=metrics, secret=settings.identity_secret)  # across conversations
     notifier = FileNotifier(folder=settings.var_dir / "notifications")
     oplog = SqliteOperationLog(settings.var_dir / "operations.sqlite3")

@@ -80,6 +80,7 @@ from bot.models import Attachment, ConversationKey, FileRef, Inbound, Location, 
 from bot.serialize import attachments_of
 from bot.storage.base import Store
 from bot.storage.files import FileStore
+from bot.storage.health import StoreUnavailable
 from bot.untrusted import SHORT_TEXT_LIMIT, UntrustedInput, clean_text, loads, text_limit
 
 if TYPE_CHECKING:  # the registry imports this module to list its factory
@@ -423,6 +424,12 @@ class WidgetChannel(Channel):
                     await self._on_frame(sock, session, locale, message.data)
                 elif message.type == WSMsgType.ERROR:
                     break
+        except StoreUnavailable:
+            # Nothing of the frame was recorded and it was not acknowledged. Closing as an
+            # internal error makes the page reconnect with its backoff and send what is still
+            # unacknowledged again (1013 would read as "too many tabs", an error frame as
+            # "not sent" for good).
+            await ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"store unavailable")
         finally:
             tabs = self._sockets.get(session)
             if tabs is not None:

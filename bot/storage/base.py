@@ -20,6 +20,7 @@ from bot.models import (
     Sender,
     TranscriptEntry,
 )
+from bot.storage.health import StoreHealth
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +142,13 @@ class Note:
 
 class Store(abc.ABC):
     """Durable state of the gateway: conversations, transcripts, dedupe keys, identity links,
-    customer requests."""
+    customer requests.
+
+    A call that fails because the backend cannot read or write just now (disk full, locked,
+    unreachable) raises ``StoreUnavailable`` and is reported to ``health``, which every backend
+    sets up (``bot/storage/health.py``)."""
+
+    health: StoreHealth
 
     # conversations
     @abc.abstractmethod

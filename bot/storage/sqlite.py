@@ -44,6 +44,7 @@ from bot.storage.base import (
     TurnRecord,
     delivery_priority,
 )
+from bot.storage.health import StoreHealth
 from bot.storage.sqlite_db import SqliteDb
 
 T = TypeVar("T")
@@ -300,7 +301,10 @@ def _conversation_row(conversation: Conversation, at: datetime) -> tuple[object,
 
 class SqliteStore(Store):
     def __init__(self, *, path: Path) -> None:
-        self._db = SqliteDb(path, schema=_SCHEMA, thread_name="sqlite-store", migrate=_migrate)
+        self.health = StoreHealth()
+        self._db = SqliteDb(
+            path, schema=_SCHEMA, thread_name="sqlite-store", migrate=_migrate, health=self.health
+        )
         self._run = self._db.run
 
     async def load_conversation(self, key: ConversationKey) -> Conversation | None:
