@@ -4,15 +4,12 @@ real script driven in headless Chromium against the real application."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import sqlite3
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from bot.app import create_app
@@ -33,9 +30,14 @@ from bot.intents.nlu import Nlu
 from bot.services import Services, build_services
 from tests.conftest import ROOT, identity
 
+# Re-exported for the other browser tests that still import them from here.
+from tests.console_browser import BROWSER_ARGS as BROWSER_ARGS
+from tests.console_browser import CHROMIUM as CHROMIUM
+from tests.console_browser import HAVE_PLAYWRIGHT as HAVE_PLAYWRIGHT
+from tests.console_browser import launch, needs_chromium, serve
+
 SESSION = "s" * 8 + "Session1234"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
-CHROMIUM = Path("/usr/bin/chromium")
 Frame = dict[str, Any]
 
 
@@ -394,36 +396,20 @@ def test_widget_texts_exist_in_every_locale(settings: Settings) -> None:
 
 
 # --- in a real browser ----------------------------------------------------------------------------
-HAVE_PLAYWRIGHT = importlib.util.find_spec("playwright") is not None
-BROWSER_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
-
-
 @pytest.fixture
 async def live_server(widget_services: Services, settings: Settings) -> AsyncIterator[str]:
-    runner = web.AppRunner(create_app(settings, services=widget_services), shutdown_timeout=2.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    yield f"http://{host}:{port}"
-    await runner.cleanup()
+    async with serve(settings, widget_services) as base:
+        yield base
 
 
-@pytest.mark.skipif(
-    not CHROMIUM.exists() or not HAVE_PLAYWRIGHT,
-    reason="needs Debian's chromium at /usr/bin/chromium and the playwright package "
-    "(scripts/system-deps.sh and the dev extras install both)",
-)
+@needs_chromium
 async def test_the_widget_in_headless_chromium(live_server: str, widget_services: Services) -> None:
     from playwright.async_api import async_playwright, expect
 
     artifacts = ROOT / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+        browser = await launch(p)
         try:
             page = await browser.new_page(locale="ru-RU")
             problems: list[str] = []

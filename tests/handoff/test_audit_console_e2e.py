@@ -8,7 +8,6 @@ Screenshots land in test-artifacts/."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 import re
 from collections.abc import AsyncIterator
@@ -18,23 +17,15 @@ from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
-from aiohttp import web
 
-from bot.app import create_app
 from bot.config import Settings
 from bot.handoff.operators import Operator
 from bot.intents.nlu import Nlu
 from bot.services import Services, build_services
 from tests.conftest import ROOT, identity
 from tests.console_browser import SIGN_IN_401 as EXPECTED_ERRORS
-from tests.console_browser import WAIT, collect_errors, sign_in
+from tests.console_browser import WAIT, collect_errors, launch, needs_chromium, serve, sign_in
 
-CHROMIUM = Path("/usr/bin/chromium")
-HAVE_PLAYWRIGHT = importlib.util.find_spec("playwright") is not None
-BROWSER_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
 ARTIFACTS = ROOT / "test-artifacts"
 PASSWORD = "correct horse battery"
 CONTRACT = "380300112233"  # a demo account in Bratsk
@@ -52,13 +43,8 @@ async def live(settings: Settings, demo_nlu: Nlu) -> AsyncIterator[tuple[str, Se
     await services.operators.add(
         Operator("vera", "Вера", departments=ALL, role="supervisor"), PASSWORD
     )
-    runner = web.AppRunner(create_app(settings, services=services), shutdown_timeout=2.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    yield f"http://{host}:{port}", services
-    await runner.cleanup()
+    async with serve(settings, services) as base:
+        yield base, services
     await services.close()
 
 
@@ -92,11 +78,7 @@ async def anna_works_through_the_api(base: str) -> str:
     return conversation_id
 
 
-@pytest.mark.skipif(
-    not CHROMIUM.exists() or not HAVE_PLAYWRIGHT,
-    reason="needs Debian's chromium at /usr/bin/chromium and the playwright package "
-    "(scripts/system-deps.sh and the dev extras install both)",
-)
+@needs_chromium
 async def test_a_supervisor_reads_filters_and_exports_the_audit_log(
     live: tuple[str, Services],
 ) -> None:
@@ -112,7 +94,7 @@ async def test_a_supervisor_reads_filters_and_exports_the_audit_log(
     await services.audit.record("something.new", login="anna", details={"flag": True})
 
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+        browser = await launch(p)
         try:
             context = await browser.new_context(
                 locale="ru-RU", viewport={"width": 1024, "height": 768}, accept_downloads=True

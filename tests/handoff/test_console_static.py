@@ -4,11 +4,9 @@ the real page driven in headless Chromium against a stub of the operator API (th
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,14 +15,9 @@ from aiohttp.test_utils import TestClient
 
 from bot.handoff.console_routes import add_console_routes
 from tests.conftest import ROOT
+from tests.console_browser import launch, needs_chromium, serve_app
 
 CONSOLE = ROOT / "bot" / "handoff" / "console"
-CHROMIUM = Path("/usr/bin/chromium")
-HAVE_PLAYWRIGHT = importlib.util.find_spec("playwright") is not None
-BROWSER_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
 
 TESTIDS = (
     "login-form", "login-input", "password-input", "login-submit", "status-toggle", "queue-list",
@@ -329,21 +322,13 @@ class StubApi:
 @pytest.fixture
 async def stub_server() -> AsyncIterator[tuple[str, StubApi]]:
     stub = StubApi()
-    runner = web.AppRunner(stub.app(), shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    yield f"http://{host}:{port}", stub
-    for ws in list(stub.sockets):
-        await ws.close()
-    await runner.cleanup()
+    async with serve_app(stub.app(), shutdown_timeout=1.0) as base:
+        yield base, stub
+        for ws in list(stub.sockets):
+            await ws.close()
 
 
-@pytest.mark.skipif(
-    not CHROMIUM.exists() or not HAVE_PLAYWRIGHT,
-    reason="needs Debian's chromium at /usr/bin/chromium and the playwright package",
-)
+@needs_chromium
 async def test_the_console_in_headless_chromium(stub_server: tuple[str, StubApi]) -> None:
     from playwright.async_api import async_playwright, expect
 
@@ -351,7 +336,7 @@ async def test_the_console_in_headless_chromium(stub_server: tuple[str, StubApi]
     artifacts = ROOT / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+        browser = await launch(p)
         try:
             page = await browser.new_page(locale="ru-RU", viewport={"width": 1400, "height": 850})
             problems: list[str] = []

@@ -6,32 +6,22 @@ real port with the embedded ledger; screenshots land in test-artifacts/."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
 
-from bot.app import create_app
 from bot.config import Settings
 from bot.handoff.operators import Operator
 from bot.intents.nlu import Nlu
 from bot.services import Services, build_services
 from tests.conftest import ROOT, identity
 from tests.console_browser import SIGN_IN_401 as EXPECTED_ERRORS
-from tests.console_browser import WAIT, collect_errors, sign_in
+from tests.console_browser import WAIT, collect_errors, launch, needs_chromium, serve, sign_in
 
-CHROMIUM = Path("/usr/bin/chromium")
-HAVE_PLAYWRIGHT = importlib.util.find_spec("playwright") is not None
-BROWSER_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
 ARTIFACTS = ROOT / "test-artifacts"
 PASSWORD = "correct horse battery"
 BLOCKED = "750045678924"  # a demo account in Chita, -450 ₽, blocked
@@ -46,13 +36,8 @@ async def live(settings: Settings, demo_nlu: Nlu) -> AsyncIterator[tuple[str, Se
         Operator("anna", "Анна", departments=("general", "billing", "technical", "sales")),
         PASSWORD,
     )
-    runner = web.AppRunner(create_app(settings, services=services), shutdown_timeout=2.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    yield f"http://{host}:{port}", services
-    await runner.cleanup()
+    async with serve(settings, services) as base:
+        yield base, services
     await services.close()
 
 
@@ -65,11 +50,7 @@ async def customer_asks_for_a_person(base: str) -> None:
             assert (await resp.json())["state"] == "queued"
 
 
-@pytest.mark.skipif(
-    not CHROMIUM.exists() or not HAVE_PLAYWRIGHT,
-    reason="needs Debian's chromium at /usr/bin/chromium and the playwright package "
-    "(scripts/system-deps.sh and the dev extras install both)",
-)
+@needs_chromium
 async def test_operator_gives_a_promised_payment_from_the_card(
     live: tuple[str, Services],
 ) -> None:
@@ -84,7 +65,7 @@ async def test_operator_gives_a_promised_payment_from_the_card(
     problems: list[str] = []
 
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+        browser = await launch(p)
         try:
             context = await browser.new_context(
                 locale="ru-RU", viewport={"width": 1400, "height": 950}

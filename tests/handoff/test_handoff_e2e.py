@@ -5,30 +5,20 @@ application on a real port; screenshots land in test-artifacts/ for people to lo
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
-from aiohttp import web
 
-from bot.app import create_app
 from bot.config import Settings
 from bot.handoff.operators import Operator
 from bot.intents.nlu import Nlu
 from bot.services import Services, build_services
 from tests.conftest import ROOT
 from tests.console_browser import SIGN_IN_401 as EXPECTED_ERRORS
-from tests.console_browser import WAIT, collect_errors, sign_in
+from tests.console_browser import WAIT, collect_errors, launch, needs_chromium, serve, sign_in
 
-CHROMIUM = Path("/usr/bin/chromium")
-HAVE_PLAYWRIGHT = importlib.util.find_spec("playwright") is not None
-BROWSER_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
 ARTIFACTS = ROOT / "test-artifacts"
 PASSWORD = "correct horse battery"
 CONTRACT = "380300112233"  # a demo account in Bratsk
@@ -43,13 +33,8 @@ async def live(settings: Settings, demo_nlu: Nlu) -> AsyncIterator[tuple[str, Se
         Operator("anna", "Анна", departments=("general", "billing", "technical", "sales")),
         PASSWORD,
     )
-    runner = web.AppRunner(create_app(settings, services=services), shutdown_timeout=2.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    yield f"http://{host}:{port}", services
-    await runner.cleanup()
+    async with serve(settings, services) as base:
+        yield base, services
     await services.close()
 
 
@@ -62,11 +47,7 @@ def sms_code(settings: Settings) -> str:
     return match.group(1)
 
 
-@pytest.mark.skipif(
-    not CHROMIUM.exists() or not HAVE_PLAYWRIGHT,
-    reason="needs Debian's chromium at /usr/bin/chromium and the playwright package "
-    "(scripts/system-deps.sh and the dev extras install both)",
-)
+@needs_chromium
 async def test_customer_and_operator_talk_then_the_bot_takes_over_again(
     live: tuple[str, Services], settings: Settings
 ) -> None:
@@ -86,7 +67,7 @@ async def test_customer_and_operator_talk_then_the_bot_takes_over_again(
         page.on("load", lambda p: loads[who].append(p.url))
 
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+        browser = await launch(p)
         try:
             # Two contexts: no cookies or storage shared, as two people's browsers.
             customer = await browser.new_context(

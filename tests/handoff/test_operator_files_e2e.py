@@ -8,7 +8,6 @@ headless Chromium. The real application on a real port."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,9 +17,7 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 from aiogram.client.session.aiohttp import AiohttpSession
-from aiohttp import web
 
-from bot.app import create_app
 from bot.channels.base import RateLimit
 from bot.channels.telegram import SECRET_HEADER
 from bot.config import Settings
@@ -29,12 +26,9 @@ from bot.intents.nlu import Nlu
 from bot.services import Services, build_services
 from tests.conftest import ROOT
 from tests.console_browser import SIGN_IN_401 as EXPECTED_ERRORS
-from tests.console_browser import WAIT, collect_errors, sign_in
+from tests.console_browser import WAIT, collect_errors, launch, needs_chromium, serve, sign_in
 from tests.fakes.telegram import FakeTelegram
 
-CHROMIUM = Path("/usr/bin/chromium")
-HAVE_PLAYWRIGHT = importlib.util.find_spec("playwright") is not None
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
 ARTIFACTS = ROOT / "test-artifacts"
 
 TOKEN = "123456:TEST-token"
@@ -99,23 +93,18 @@ async def live(
         Operator("anna", "Анна", departments=("general", "billing", "technical", "sales")),
         PASSWORD,
     )
-    runner = web.AppRunner(create_app(configured, services=services), shutdown_timeout=2.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    live = Live(f"http://{host}:{port}", services, fake)
-    # The customer: a photo, a PDF, then a person is asked for.
-    fake.add_file("PHOTO", JPEG, "photos/file_7.jpg")
-    fake.add_file("SCAN", PDF, "documents/file_8.pdf")
-    photo = [{"file_id": "PHOTO", "file_unique_id": "p", "width": 640, "height": 480}]
-    await live.customer(1, photo=photo)
-    document = {"file_id": "SCAN", "file_unique_id": "s", "file_name": "договор.pdf"}
-    await live.customer(2, document=document)
-    await live.customer(3, text="позовите оператора")
-    assert await services.store.queue_get(CONVERSATION) is not None
-    yield live
-    await runner.cleanup()
+    async with serve(configured, services) as base:
+        live = Live(base, services, fake)
+        # The customer: a photo, a PDF, then a person is asked for.
+        fake.add_file("PHOTO", JPEG, "photos/file_7.jpg")
+        fake.add_file("SCAN", PDF, "documents/file_8.pdf")
+        photo = [{"file_id": "PHOTO", "file_unique_id": "p", "width": 640, "height": 480}]
+        await live.customer(1, photo=photo)
+        document = {"file_id": "SCAN", "file_unique_id": "s", "file_name": "договор.pdf"}
+        await live.customer(2, document=document)
+        await live.customer(3, text="позовите оператора")
+        assert await services.store.queue_get(CONVERSATION) is not None
+        yield live
     await services.close()
 
 
@@ -199,10 +188,7 @@ async def test_an_operator_opens_the_customers_files_and_sends_a_pdf_back(live: 
         )
 
 
-@pytest.mark.skipif(
-    not CHROMIUM.exists() or not HAVE_PLAYWRIGHT,
-    reason="needs Debian's chromium at /usr/bin/chromium and the playwright package",
-)
+@needs_chromium
 async def test_the_console_shows_customer_files_and_sends_one_with_the_upload_control(
     live: Live, tmp_path: Path
 ) -> None:
@@ -213,7 +199,7 @@ async def test_the_console_shows_customer_files_and_sends_one_with_the_upload_co
     upload.write_bytes(REPLY_PDF)
     ARTIFACTS.mkdir(exist_ok=True)
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+        browser = await launch(p)
         try:
             context = await browser.new_context(
                 locale="ru-RU", viewport={"width": 1400, "height": 850}

@@ -6,29 +6,19 @@ message in the widget. Screenshots land in test-artifacts/."""
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
-from bot.app import create_app
 from bot.config import Settings
 from bot.handoff.operators import Operator
 from bot.intents.nlu import Nlu
 from bot.services import Services, build_services
 from tests.conftest import ROOT
 from tests.console_browser import SIGN_IN_401 as EXPECTED_ERRORS
-from tests.console_browser import WAIT, collect_errors, sign_in
+from tests.console_browser import WAIT, collect_errors, launch, needs_chromium, serve, sign_in
 
-CHROMIUM = Path("/usr/bin/chromium")
-HAVE_PLAYWRIGHT = importlib.util.find_spec("playwright") is not None
-BROWSER_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
 ARTIFACTS = ROOT / "test-artifacts"
 PASSWORD = "correct horse battery"
 
@@ -38,13 +28,8 @@ async def live(settings: Settings, demo_nlu: Nlu) -> AsyncIterator[tuple[str, Se
     services = build_services(settings, nlu=demo_nlu)
     await services.start()
     await services.operators.add(Operator("anna", "Анна", departments=("sales",)), PASSWORD)
-    runner = web.AppRunner(create_app(settings, services=services), shutdown_timeout=2.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    yield f"http://{host}:{port}", services
-    await runner.cleanup()
+    async with serve(settings, services) as base:
+        yield base, services
     await services.close()
 
 
@@ -96,11 +81,7 @@ async def leave_a_lead(page: Any) -> None:
     await expect(bot_said(page, "Заявка №")).to_have_count(1, timeout=WAIT)
 
 
-@pytest.mark.skipif(
-    not CHROMIUM.exists() or not HAVE_PLAYWRIGHT,
-    reason="needs Debian's chromium at /usr/bin/chromium and the playwright package "
-    "(scripts/system-deps.sh and the dev extras install both)",
-)
+@needs_chromium
 async def test_a_lead_appears_live_and_is_done_and_the_customer_is_told(
     live: tuple[str, Services],
 ) -> None:
@@ -111,7 +92,7 @@ async def test_a_lead_appears_live_and_is_done_and_the_customer_is_told(
     problems: list[str] = []
 
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+        browser = await launch(p)
         try:
             context = await browser.new_context(
                 locale="ru-RU", viewport={"width": 1400, "height": 950}

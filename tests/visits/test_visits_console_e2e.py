@@ -15,23 +15,16 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
-from bot.app import create_app
 from bot.config import Settings
 from bot.handoff.operators import Operator
 from bot.intents.nlu import Nlu
 from bot.services import Services, build_services
-from tests.channels.test_widget import BROWSER_ARGS, CHROMIUM, HAVE_PLAYWRIGHT
 from tests.conftest import ROOT, identity, texts
-from tests.console_browser import WAIT, collect_errors, sign_in
+from tests.console_browser import WAIT, collect_errors, launch, needs_chromium, serve, sign_in
 from tests.visits.conftest import CHITA, CHITA_2, CHITA_3, CHITA_4, NOW, Clock, visit_buttons
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists() or not HAVE_PLAYWRIGHT,
-    reason="needs Debian's chromium at /usr/bin/chromium and the playwright package "
-    "(scripts/system-deps.sh and the dev extras install both)",
-)
+pytestmark = needs_chromium
 
 ARTIFACTS = ROOT / "test-artifacts"
 PASSWORD = "correct horse battery"
@@ -50,13 +43,8 @@ async def live(settings: Settings, demo_nlu: Nlu) -> AsyncIterator[tuple[str, Se
     services.visits.clock = clock
     await services.start()
     await services.operators.add(Operator("anna", "Анна", departments=("technical",)), PASSWORD)
-    runner = web.AppRunner(create_app(settings, services=services), shutdown_timeout=2.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    yield f"http://{host}:{port}", services, clock
-    await runner.cleanup()
+    async with serve(settings, services) as base:
+        yield base, services, clock
     await services.close()
 
 
@@ -143,7 +131,7 @@ async def test_the_operator_moves_and_cancels_a_visit_in_the_console(
         assert FIRST not in await anna.free_starts(probe.id)  # full
 
         async with async_playwright() as p:
-            browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+            browser = await launch(p)
             try:
                 # The operator sits in Moscow: the window is still shown in Chita's time.
                 context = await browser.new_context(
