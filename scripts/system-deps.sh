@@ -8,6 +8,7 @@ set -euo pipefail
 
 NEEDED=(
     "chromium:chromium" # the widget's browser test (Playwright drives /usr/bin/chromium)
+    "redis-server:redis-server" # a private Redis for the shared-store tests (tests/redis_server.py)
 )
 
 missing=()
