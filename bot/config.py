@@ -111,6 +111,9 @@ class Settings:
     viber_bot_name: str = "Support"
     viber_avatar: str | None = None
     turn_timeout: float = 10.0
+    # SIGTERM: how long in-flight turns and queued replies get before the process exits (what
+    # is left stays in the store and is picked up at the next start).
+    shutdown_timeout: float = 20.0
     log_level: str = "INFO"
     # Billing: the embedded ledger unless BILLING_URL points at a bridge (docs/billing-api.md)
     billing_url: str | None = None
@@ -177,5 +180,6 @@ class Settings:
             trusted_proxies=_networks(env, "BOT_TRUSTED_PROXIES"),
             retention_days=_optional_days(env, "BOT_RETENTION_DAYS"),
             turn_timeout=_float(env, "BOT_TURN_TIMEOUT", base.turn_timeout),
+            shutdown_timeout=_float(env, "BOT_SHUTDOWN_TIMEOUT", base.shutdown_timeout),
             log_level=(env.get("BOT_LOG_LEVEL") or base.log_level).upper(),
         )
