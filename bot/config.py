@@ -130,6 +130,9 @@ class Settings:
     trusted_proxies: tuple[IPNetwork, ...] = ()
     # Transcripts, files and records older than this many days are deleted daily; None keeps all.
     retention_days: int | None = None
+    # Redis shared by every gateway process (redis://host:6379/0); unset = embedded, in memory.
+    # Today it holds the abuse-limit counters (bot/abuse.py); repr hides a password in the URL.
+    redis_url: str | None = field(default=None, repr=False)
 
     @property
     def sqlite_path(self) -> Path:
@@ -179,6 +182,7 @@ class Settings:
             requests_webhook_secret=env.get("REQUESTS_WEBHOOK_SECRET") or None,
             trusted_proxies=_networks(env, "BOT_TRUSTED_PROXIES"),
             retention_days=_optional_days(env, "BOT_RETENTION_DAYS"),
+            redis_url=env.get("REDIS_URL") or None,
             turn_timeout=_float(env, "BOT_TURN_TIMEOUT", base.turn_timeout),
             shutdown_timeout=_float(env, "BOT_SHUTDOWN_TIMEOUT", base.shutdown_timeout),
             log_level=(env.get("BOT_LOG_LEVEL") or base.log_level).upper(),
