@@ -9,12 +9,20 @@ address, the platform user.
 
 Rates are counted by the ``limits`` library: an exact moving window for counts, a
 sliding-window counter for byte quotas (a moving window keeps one entry per unit counted). The
-storage is in-process memory today; ``storage_uri`` takes any async ``limits`` storage
-(``async+redis://host:6379``) so several processes can share one set of counters later. What
-is counted is never stored as is: every identifier (a phone, a contract, an address) becomes a
-keyed hash first, so neither the memory nor a shared Redis holds personal data. Open widget
-sockets are a count of live connections, which live in one process: they are counted here, in
-memory, per process.
+storage is in-process memory unless ``REDIS_URL`` is set: then the counters live in Redis (keys
+under ``isp-bot:limits:``) and every gateway process on it shares them, so a second process is
+not a second allowance. Processes sharing a Redis must share ``BOT_IDENTITY_SECRET`` too (the
+hashes below are keyed with it). What is counted is never stored as is: every identifier (a
+phone, a contract, an address) becomes a keyed hash first, so neither the memory nor Redis
+holds personal data. Open widget sockets are a count of live connections, which live in one
+process: they stay counted here, in memory, per process, with or without Redis.
+
+When the shared storage cannot be reached, no exception leaves this module (a turn or a
+webhook must not fail because a counter did): the limits that guard one-time codes and the
+look-ups that lead to them fail closed (a polite "cannot send a code right now"), because a
+code sent uncounted is exactly what they exist to stop and no customer can be identified
+without a code anyway; every other limit fails open (see ``FAIL_CLOSED``). Each such failure
+is counted as ``isp_bot_abuse_store_errors_total{limit}`` and logged once per outage.
 
 Every refusal says how long until a retry may succeed, and is counted on ``/metrics`` as
 ``isp_bot_abuse_limited_total{limit="<name>"}``.
@@ -24,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import math
 import secrets
 import time
@@ -37,11 +46,19 @@ from limits.aio.strategies import (
     RateLimiter,
     SlidingWindowCounterRateLimiter,
 )
+from limits.errors import StorageError
 from limits.storage import storage_from_string
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 
 from bot.metrics import Metrics
 
+log = logging.getLogger(__name__)
+
 METRIC = "abuse_limited_total"
+STORE_ERRORS = "abuse_store_errors_total"
+KEY_PREFIX = "isp-bot:limits"  # the library adds ":"; keys read isp-bot:limits:LIMITER/<name>/...
+MEMORY = "async+memory://"
 EXTRA = "abuse"  # the dialog engine's extras key under which actions find the limits
 CLIENT_FIELD = "client"  # Inbound.raw field: the keyed hash of the sender's network address
 
@@ -76,9 +93,49 @@ DEFAULT_SOCKETS_PER_ADDRESS = 20
 
 SOCKET_LIMITS = ("widget_sockets_per_session", "widget_sockets_per_address")
 
+# Limits that refuse when their storage is unreachable. Codes: an uncounted code is the abuse
+# itself (SMS pumping, spamming a stranger's phone). Look-ups: they tell whether a phone or a
+# contract is a customer, unbounded they enumerate; and refusing them costs no customer more than
+# the refused code would. Everything else fails open: widget frames and uploads keep their
+# per-process socket limits and the transport's own sizes, and wrong guesses stay bounded by
+# each code's three attempts (no new code can be sent meanwhile).
+FAIL_CLOSED = frozenset(
+    {"otp_per_phone", "otp_per_email", "otp_per_contract", "id_lookups_per_client"}
+)
+UNAVAILABLE_RETRY = 60  # seconds suggested when the storage is down: a blip or a restart
+# A dead Redis must cost a frame milliseconds, not redis-py's default ten retries (~4 s of
+# backoff); a command is tried twice, and a connection that hangs gives up after 2 s.
+REDIS_OPTIONS: Mapping[str, Any] = {"socket_connect_timeout": 2.0, "socket_timeout": 2.0}
+REDIS_RETRIES = 1
+
 
 def register_metrics(metrics: Metrics) -> None:
     metrics.counter(METRIC, "Requests refused by an abuse limit, by limit")
+    metrics.counter(
+        STORE_ERRORS, "Abuse limits whose shared storage failed (refused or let through), by limit"
+    )
+
+
+def _uri(redis_url: str | None) -> str:
+    """The ``limits`` storage for ``REDIS_URL`` (``redis://``, ``rediss://``, ``redis+unix://``
+    or already ``async+...``); in-process memory when unset."""
+    if not redis_url:
+        return MEMORY
+    return redis_url if redis_url.startswith("async+") else f"async+{redis_url}"
+
+
+def _storage(uri: str) -> Any:
+    # wrap_exceptions: every client failure arrives as limits' StorageError, one thing to catch.
+    if "redis" not in uri.split("://", 1)[0]:
+        return storage_from_string(uri, wrap_exceptions=True)
+    options: dict[str, Any] = {
+        **REDIS_OPTIONS,
+        "retry": Retry(ExponentialBackoff(cap=0.05, base=0.01), REDIS_RETRIES),
+    }
+    # redispy: the pinned ``redis`` client (the library's default, coredis, is not installed).
+    return storage_from_string(
+        uri, implementation="redispy", key_prefix=KEY_PREFIX, wrap_exceptions=True, **options
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +144,7 @@ class Refusal:
 
     limit: str
     retry_after: int  # whole seconds, at least 1
+    unavailable: bool = False  # not a limit reached: its storage could not be asked (fail closed)
 
     @property
     def minutes(self) -> int:
@@ -129,7 +187,7 @@ class AbuseLimits:
         self,
         *,
         metrics: Metrics | None = None,
-        storage_uri: str = "async+memory://",
+        storage_uri: str | None = None,  # REDIS_URL or a limits URI; None: process memory
         rates: Mapping[str, str] | None = None,
         sockets_per_session: int = DEFAULT_SOCKETS_PER_SESSION,
         sockets_per_address: int = DEFAULT_SOCKETS_PER_ADDRESS,
@@ -138,7 +196,10 @@ class AbuseLimits:
         self._metrics = metrics
         if metrics is not None:
             register_metrics(metrics)
-        storage = storage_from_string(storage_uri)
+        uri = _uri(storage_uri)
+        self.shared = uri != MEMORY
+        storage = _storage(uri)
+        self._storage_failing = False
         self._exact: RateLimiter = MovingWindowRateLimiter(storage)
         self._approximate: RateLimiter = SlidingWindowCounterRateLimiter(storage)
         merged = {**DEFAULT_RATES, **(rates or {})}
@@ -154,6 +215,11 @@ class AbuseLimits:
             self._key = hashlib.sha256(b"isp-bot abuse limits\0" + secret.encode()).digest()
         else:
             self._key = secrets.token_bytes(32)
+            if self.shared:
+                log.warning(
+                    "abuse limits: shared storage without BOT_IDENTITY_SECRET: each process "
+                    "hashes differently, so the counters are not shared between processes"
+                )
 
     # --- identifiers ------------------------------------------------------------------------
     def tag(self, value: str) -> str:
@@ -170,6 +236,14 @@ class AbuseLimits:
     # --- rates --------------------------------------------------------------------------------
     async def check(self, name: str, who: str, *, cost: int = 1) -> Refusal | None:
         """Would ``cost`` more of ``name`` for ``who`` be allowed? Consumes nothing."""
+        try:
+            refusal = await self._check(name, who, cost=cost)
+        except (StorageError, OSError) as exc:
+            return self._storage_failed((name,), exc)
+        self._storage_answered()
+        return refusal
+
+    async def _check(self, name: str, who: str, *, cost: int) -> Refusal | None:
         ident = self.tag(who)
         for item in self._rates[name]:
             if not await self._limiter(item).test(item, name, ident, cost=cost):
@@ -184,8 +258,16 @@ class AbuseLimits:
     async def hit_all(self, checks: Sequence[tuple[str, str]], *, cost: int = 1) -> Refusal | None:
         """Several limits for one action (a code: per phone and per contract): all are checked
         before any is counted, so a refusal by one does not use up the others."""
+        try:
+            refusal = await self._hit_all(checks, cost=cost)
+        except (StorageError, OSError) as exc:
+            return self._storage_failed([name for name, _ in checks], exc)
+        self._storage_answered()
+        return refusal
+
+    async def _hit_all(self, checks: Sequence[tuple[str, str]], *, cost: int) -> Refusal | None:
         for name, who in checks:
-            refusal = await self.check(name, who, cost=cost)
+            refusal = await self._check(name, who, cost=cost)
             if refusal is not None:
                 return refusal
         for name, who in checks:
@@ -203,6 +285,31 @@ class AbuseLimits:
             wait = 1
         self.count(name)
         return Refusal(name, min(math.ceil(wait), item.get_expiry()))
+
+    def _storage_failed(self, names: Sequence[str], exc: BaseException) -> Refusal | None:
+        """The policy of ``FAIL_CLOSED``: a polite refusal for codes and look-ups, a pass for
+        the rest; counted either way, logged at the start of an outage only (a dead Redis under
+        a busy widget would otherwise log every frame)."""
+        closed = [name for name in names if name in FAIL_CLOSED]
+        name = closed[0] if closed else names[0]
+        if self._metrics is not None:
+            self._metrics.inc(STORE_ERRORS, limit=name)
+        if not self._storage_failing:
+            self._storage_failing = True
+            log.warning(
+                "abuse limits: storage unreachable (%s: %s); codes and look-ups are refused, "
+                "other limits let requests through until it answers",
+                type(exc).__name__,
+                exc,
+            )
+        if closed:
+            return Refusal(name, UNAVAILABLE_RETRY, unavailable=True)
+        return None
+
+    def _storage_answered(self) -> None:
+        if self._storage_failing:
+            self._storage_failing = False
+            log.warning("abuse limits: storage answers again; limits enforced")
 
     def count(self, name: str) -> None:
         if self._metrics is not None:

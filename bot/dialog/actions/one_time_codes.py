@@ -105,6 +105,8 @@ def limited_reply(ctx: ActionContext, refusal: Refusal) -> Reply:
         "otp_per_contract": "limits.too_many_codes",
         "otp_guesses_per_contract": "limits.too_many_guesses",
     }.get(refusal.limit, "limits.too_many_attempts")
+    if refusal.unavailable:  # the shared counters are unreachable: no code goes out uncounted
+        key = "limits.cannot_send_code"
     params = {"minutes": refusal.minutes, "phone": Raw(support_phones(ctx))}
     buttons = (
         Button(Text("button.operator"), "/human_operator"),
