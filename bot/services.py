@@ -229,7 +229,9 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
     register_outbox_metrics(metrics)
     register_ingress_metrics(metrics)
     store.health.attach(metrics)  # store_failing, store_errors_total
-    abuse = AbuseLimits(metrics=metrics, secret=settings.identity_secret)  # across conversations
+    abuse = AbuseLimits(  # across conversations, and across processes on REDIS_URL
+        metrics=metrics, secret=settings.identity_secret, storage_uri=settings.redis_url
+    )
     notifier = FileNotifier(folder=settings.var_dir / "notifications")
     oplog = SqliteOperationLog(settings.var_dir / "operations.sqlite3")
     account_actions = AccountActions(billing=billing, catalog=catalog, oplog=oplog, locks=locks)
