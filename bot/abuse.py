@@ -199,6 +199,7 @@ class AbuseLimits:
         uri = _uri(storage_uri)
         self.shared = uri != MEMORY
         storage = _storage(uri)
+        self._storage = storage
         self._storage_failing = False
         self._exact: RateLimiter = MovingWindowRateLimiter(storage)
         self._approximate: RateLimiter = SlidingWindowCounterRateLimiter(storage)
@@ -220,6 +221,14 @@ class AbuseLimits:
                     "abuse limits: shared storage without BOT_IDENTITY_SECRET: each process "
                     "hashes differently, so the counters are not shared between processes"
                 )
+
+    async def aclose(self) -> None:
+        """Close the Redis connections (memory has none). The library has no close of its own,
+        so this reaches the redis-py client it holds; a later call would reconnect."""
+        client = getattr(getattr(self._storage, "bridge", None), "storage", None)
+        close = getattr(client, "aclose", None)
+        if close is not None:
+            await close()
 
     # --- identifiers ------------------------------------------------------------------------
     def tag(self, value: str) -> str:
