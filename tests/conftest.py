@@ -20,6 +20,7 @@ from bot.identity import sign_contract
 from bot.intents.nlu import Nlu
 from bot.log_privacy import PersonalDataFilter
 from bot.services import Services, build_nlu, build_services
+from tests.redis_server import own_redis, redis_server, redis_url  # noqa: F401  (fixtures)
 
 IDENTITY_SECRET = "test-identity-secret"
 ROOT = Path(__file__).resolve().parent.parent
