@@ -69,9 +69,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+# After the drain (bot/shutdown.py) only requests already answered with 503 or reading along
+# the console may be open: how long aiohttp waits for them before closing the connections.
+CLOSE_CONNECTIONS_SECONDS = 2.0
+
+
 async def _serve(app: web.Application, settings: Settings) -> None:
-    """Bind first, then announce: the URLs printed are ones that answer."""
-    runner = web.AppRunner(app)
+    """Bind first, then announce: the URLs printed are ones that answer. SIGTERM or SIGINT
+    drains (bot/shutdown.py) before the services close."""
+    from bot.app import SERVICES
+    from bot.shutdown import drain
+
+    runner = web.AppRunner(app, shutdown_timeout=CLOSE_CONNECTIONS_SECONDS)
     await runner.setup()
     try:
         await web.TCPSite(runner, settings.host, settings.port).start()
@@ -92,6 +101,8 @@ async def _serve(app: web.Application, settings: Settings) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
+        # A second signal while draining changes nothing: the deadline already bounds it.
+        await drain(app[SERVICES], settings.shutdown_timeout)
     finally:
         await runner.cleanup()
 

@@ -23,6 +23,7 @@ from bot.outages.api import OutageApi
 from bot.requests.api import RequestApi
 from bot.selfservice.billing_events import BillingEvents
 from bot.services import Services, build_services
+from bot.shutdown import RETRY_AFTER_SECONDS, Draining
 from bot.storage.health import StoreUnavailable
 from bot.untrusted import UntrustedInput
 from bot.visits.api import VisitApi
@@ -56,6 +57,11 @@ async def safety_net(request: web.Request, handler: Handler) -> web.StreamRespon
         if request.headers.get("Upgrade", "").lower() == "websocket":
             raise  # the socket has its own close; there is no response to replace
         return json_response({"error": str(exc)}, status=400)
+    except Draining:
+        # Past the door just before SIGTERM: refused like the ones the door turns away.
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            raise
+        return _draining_response()
     except StoreUnavailable:
         # Nothing was recorded: never a 200, or the platform would not deliver it again. The
         # store's health logs the episode once; a traceback per webhook would flood the log.
@@ -79,6 +85,32 @@ async def safety_net(request: web.Request, handler: Handler) -> web.StreamRespon
         if request.headers.get("Upgrade", "").lower() == "websocket":
             raise
         return json_response({"error": "internal error", "id": incident}, status=500)
+
+
+# Where new work comes in: refused while the process drains (bot/shutdown.py). The operator
+# console and the read-only routes keep working until the process exits.
+INTAKE_PREFIXES = ("/webhooks/",)
+INTAKE_PATHS = frozenset(
+    {"/api/v1/messages", "/api/v1/widget/upload", "/api/v1/billing/events", "/ws/widget"}
+)
+
+
+def _draining_response() -> web.Response:
+    response = json_response({"error": "shutting down"}, status=503)
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+@web.middleware
+async def drain_gate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """From SIGTERM on, every door that brings new work answers 503 with ``Retry-After`` before
+    reading anything: the platform delivers again (to another process, or to this one
+    restarted), the widget page reconnects elsewhere."""
+    if request.app[SERVICES].ingress.draining and (
+        request.path in INTAKE_PATHS or request.path.startswith(INTAKE_PREFIXES)
+    ):
+        return _draining_response()
+    return await handler(request)
 
 
 def _loopback_host(host: str) -> bool:
@@ -129,6 +161,8 @@ async def healthz(request: web.Request) -> web.Response:
         log.exception("engine health check failed")
         checks["engine"] = False
     healthy = all(checks.values())
+    if services.ingress.draining:  # a load balancer sends nothing more here
+        return json_response({"status": "draining", "checks": checks}, status=503)
     return json_response(
         {"status": "ok" if healthy else "failing", "checks": checks}, status=200 if healthy else 503
     )
@@ -148,7 +182,7 @@ async def openapi(request: web.Request) -> web.Response:
 
 def create_app(settings: Settings, *, services: Services | None = None) -> web.Application:
     """Build the application. Services are built here unless given (tests share one set)."""
-    app = web.Application(client_max_size=1024**2, middlewares=[safety_net])
+    app = web.Application(client_max_size=1024**2, middlewares=[drain_gate, safety_net])
     warn_about_open_doors(settings)
     built = services or build_services(settings)
     app[SERVICES] = built

@@ -18,6 +18,10 @@ A store that cannot be written (``StoreUnavailable``: disk full, locked) is not 
 fault: ``accept`` raises it (the webhook answers 503 and the platform delivers again), and a
 turn that cannot be committed is retried in place, with a backoff, for as long as the store
 fails, never given up: the message was acknowledged and must be answered.
+
+Shutting down (SIGTERM, bot/shutdown.py) the ingress drains: ``accept`` refuses with
+``Draining`` (the webhook answers 503 and the platform delivers again, to another process or
+after the restart), while the inbounds already accepted are still answered.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from bot.gateway import Gateway
 from bot.metrics import Metrics
 from bot.models import Inbound
 from bot.outbox import Outbox
+from bot.shutdown import Draining
 from bot.storage.base import Store
 from bot.storage.health import StoreUnavailable
 from bot.untrusted import DEFAULT_TEXT_LIMIT, MAX_JSON_DEPTH, clean_inbound, clean_text
@@ -96,6 +101,16 @@ class Ingress:
         self._idle = asyncio.Event()
         self._idle.set()
         self._preparers: dict[str, Preparer] = {}
+        self._draining = False
+
+    @property
+    def draining(self) -> bool:
+        """True from SIGTERM on: no new inbound is taken."""
+        return self._draining
+
+    def stop_taking(self) -> None:
+        """Refuse every new inbound from now on; those already accepted are still answered."""
+        self._draining = True
 
     def add_preparer(self, channel: str, prepare: Preparer) -> None:
         """``prepare`` runs on each of ``channel``'s inbounds before the dialog sees it."""
@@ -110,7 +125,13 @@ class Ingress:
         log.warning("%s: delivery %s refused: %s", channel, shown, reason)
 
     async def accept(self, inbound: Inbound, *, scope: str, platform_id: str) -> bool:
-        """Record an authentic, parsed inbound; False for a redelivery. Returns once durable."""
+        """Record an authentic, parsed inbound; False for a redelivery. Returns once durable.
+        Raises ``Draining`` (nothing recorded) once the process is shutting down."""
+        if self._draining:
+            # Checked here as well as at the door (bot/app.py): a webhook or a long-poll batch
+            # already past it at SIGTERM records nothing new either, so the work left to finish
+            # is exactly what was accepted before.
+            raise Draining()
         platform_id = clean_text(platform_id, 256)
         key = inbound.key
         if any(clean_text(part, 256) != part for part in (key.channel, key.chat_id, key.user_id)):

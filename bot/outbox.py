@@ -117,6 +117,11 @@ class Outbox:
         """True while sends wait for the store to work again."""
         return not self._store_ok.is_set()
 
+    @property
+    def in_flight(self) -> int:
+        """Chats with a send under way (a shutdown's deadline cuts these off)."""
+        return len(self._busy)
+
     async def close(self) -> None:
         tasks = [t for t in (self._dispatcher, self._recovery, *self._tasks) if t is not None]
         for task in tasks:

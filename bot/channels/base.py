@@ -75,5 +75,9 @@ class Channel(abc.ABC):
     async def send(self, message: OutboundMessage) -> str | None:
         """Deliver one message; the platform's message id. Raises ``SendError``."""
 
+    async def stop_intake(self) -> None:  # noqa: B027 - optional: long polling, sockets
+        """Shutting down: take no new updates (long polling stops fetching, live sockets are
+        closed so their pages reconnect elsewhere); sending goes on until ``close``."""
+
     async def close(self) -> None:  # noqa: B027 - optional
         """Stop background work and release clients."""

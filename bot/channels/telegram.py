@@ -53,6 +53,7 @@ from bot.models import (
     Location,
     RenderedButton,
 )
+from bot.shutdown import Draining
 from bot.untrusted import SHORT_TEXT_LIMIT, UntrustedInput, clean_text, loads, text_limit
 
 if TYPE_CHECKING:
@@ -375,6 +376,9 @@ class TelegramChannel(Channel):
         self._public_url = public_url.rstrip("/") if public_url else None
         self._poll_timeout = poll_timeout
         self._tasks: set[asyncio.Task[None]] = set()
+        self._poller: asyncio.Task[None] | None = None
+        self._recording = False  # the poller is recording a batch (not to be cut short)
+        self._intake_stopped = False
         self._warned_unsecured = False
         self._files = files
         # "<idempotency key>:<step>" -> message id of the steps of a reply already delivered
@@ -598,7 +602,9 @@ class TelegramChannel(Channel):
     # -- lifetime ---------------------------------------------------------------------------
     async def start(self) -> None:
         if self._polling:
-            self._spawn(self._poll())
+            self._poller = asyncio.create_task(self._poll(), name="telegram-polling")
+            self._tasks.add(self._poller)
+            self._poller.add_done_callback(self._tasks.discard)
         elif self._secret is None:
             log.warning(
                 "telegram: TELEGRAM_WEBHOOK_SECRET is not set, so %s refuses every update; "
@@ -611,6 +617,14 @@ class TelegramChannel(Channel):
                 "telegram: BOT_PUBLIC_URL is not set: register <public URL>%s with setWebhook "
                 "(secret_token = TELEGRAM_WEBHOOK_SECRET) yourself", WEBHOOK_PATH,
             )  # fmt: skip
+
+    async def stop_intake(self) -> None:
+        """No further getUpdates. A poller waiting on one is cancelled (what it would have got
+        stays unconfirmed at Telegram); one recording a batch finishes it (the ingress refuses
+        the rest, unconfirmed too) and stops before fetching again."""
+        self._intake_stopped = True
+        if self._poller is not None and not self._recording:
+            self._poller.cancel()
 
     async def close(self) -> None:
         tasks = list(self._tasks)
@@ -641,7 +655,7 @@ class TelegramChannel(Channel):
         log.info("telegram: long polling for updates")
         offset: int | None = None
         failures = 0
-        while True:
+        while not self._intake_stopped:
             try:
                 method = _raw_get_updates().model_validate(
                     {
@@ -651,12 +665,18 @@ class TelegramChannel(Channel):
                     }
                 )
                 updates = await self._bot(method, request_timeout=self._poll_timeout + 10)
-                for raw in updates:
-                    await self.handle_update(raw, json.dumps(raw, ensure_ascii=False))
-                    update_id = raw.get("update_id")
-                    if isinstance(update_id, int):  # confirmed: not sent again
-                        offset = max(offset or 0, update_id + 1)
+                self._recording = True
+                try:
+                    for raw in updates:
+                        await self.handle_update(raw, json.dumps(raw, ensure_ascii=False))
+                        update_id = raw.get("update_id")
+                        if isinstance(update_id, int):  # confirmed: not sent again
+                            offset = max(offset or 0, update_id + 1)
+                finally:
+                    self._recording = False
                 failures = 0
+            except Draining:
+                return  # shutting down: the rest of the batch stays unconfirmed at Telegram
             except Exception as exc:
                 # Unconfirmed updates come again from the same offset; redeliveries are
                 # recognised by update_id.

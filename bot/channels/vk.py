@@ -48,6 +48,7 @@ from bot.models import (
     Location,
     RenderedButton,
 )
+from bot.shutdown import Draining
 from bot.untrusted import (
     SHORT_TEXT_LIMIT,
     UntrustedInput,
@@ -439,6 +440,8 @@ class VkChannel(Channel):
         self._clients: OrderedDict[str, ClientInfo] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
         self._poller: asyncio.Task[None] | None = None
+        self._recording = False  # the poller is recording a batch (not to be cut short)
+        self._intake_stopped = False
         self._http: aiohttp.ClientSession | None = None
         self._files = files
         self._uploaded: OrderedDict[tuple[str, str], str] = OrderedDict()
@@ -458,6 +461,14 @@ class VkChannel(Channel):
             return
         self._http = aiohttp.ClientSession()
         self._poller = asyncio.create_task(self._poll_forever(), name="vk-longpoll")
+
+    async def stop_intake(self) -> None:
+        """No further a_check. A poller waiting on one is cancelled (ts has not moved: VK
+        gives those updates again); one recording a batch finishes it (the ingress refuses
+        the rest) and stops before fetching again."""
+        self._intake_stopped = True
+        if self._poller is not None and not self._recording:
+            self._poller.cancel()
 
     async def close(self) -> None:
         tasks = [t for t in (self._poller, *self._tasks) if t is not None]
@@ -706,7 +717,7 @@ class VkChannel(Channel):
         every update of a batch is durable, so a failure never loses one."""
         server: dict[str, str] | None = None
         errors = 0
-        while True:
+        while not self._intake_stopped:
             try:
                 if server is None:
                     server = await self._longpoll_server()
@@ -720,14 +731,20 @@ class VkChannel(Channel):
                 elif failed is not None:
                     server = None
                 else:
-                    for update in answer.get("updates") or ():
-                        if isinstance(update, Mapping):
-                            raw = json.dumps(update, sort_keys=True).encode()
-                            await self.handle_event(update, raw)
+                    self._recording = True
+                    try:
+                        for update in answer.get("updates") or ():
+                            if isinstance(update, Mapping):
+                                raw = json.dumps(update, sort_keys=True).encode()
+                                await self.handle_event(update, raw)
+                    finally:
+                        self._recording = False
                     server["ts"] = str(answer["ts"])
                 errors = 0
             except asyncio.CancelledError:
                 raise
+            except Draining:
+                return  # shutting down: ts stays where it was, VK gives the rest again
             except Exception as exc:
                 errors += 1
                 log.warning("vk: long poll failed (%d in a row): %s", errors, _describe(exc))

@@ -720,6 +720,14 @@ class WidgetChannel(Channel):
     async def _shutdown(self, app: web.Application) -> None:
         await self.close()
 
+    async def stop_intake(self) -> None:
+        # 1012 (service restart): the page reconnects with its backoff, to another process
+        # behind the load balancer or to this one restarted, and resends what is unacknowledged.
+        sockets = [s for tabs in self._sockets.values() for s in tabs]
+        for sock in sockets:
+            with contextlib.suppress(Exception):
+                await sock.ws.close(code=WSCloseCode.SERVICE_RESTART, message=b"restarting")
+
     async def close(self) -> None:
         sockets = [s for tabs in self._sockets.values() for s in tabs]
         for sock in sockets:
