@@ -432,6 +432,10 @@ def openapi_document() -> dict[str, Any]:
                         "400": _err("Malformed request"),
                         "401": _err("Missing or wrong bearer token"),
                         "403": _err("Invalid identity signature, or not loopback without a token"),
+                        "503": _err(
+                            "Not recorded (the gateway is shutting down, or its store is "
+                            "failing): send again after Retry-After"
+                        ),
                     },
                 }
             },
@@ -468,7 +472,7 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "200 when the store and the engine answer",
                     "responses": {
                         "200": {"description": "healthy"},
-                        "503": {"description": "not"},
+                        "503": {"description": "not, or shutting down (status draining)"},
                     },
                 }
             },
