@@ -104,6 +104,7 @@ class Gateway:
     api_base: str
     shutdown_timeout: float
     log: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     process: asyncio.subprocess.Process | None = None
     runs: int = 0
@@ -123,6 +124,7 @@ class Gateway:
             PYTHONUNBUFFERED="1",
             NO_PROXY="*",
         )
+        env.update(self.extra_env)
         self.runs += 1
         with self.log.open("ab") as err:
             self.process = await asyncio.create_subprocess_exec(
@@ -266,12 +268,13 @@ async def rig(
     app = fake.app()
     app.middlewares.append(sends.middleware)
     server = await aiohttp_server(app)
-    timeout = float(request.param)
+    timeout, extra_env = request.param if isinstance(request.param, tuple) else (request.param, {})
     gateway = Gateway(
         var_dir=tmp_path / "var",
         api_base=str(server.make_url("")).rstrip("/"),
-        shutdown_timeout=timeout,
+        shutdown_timeout=float(timeout),
         log=tmp_path / "run.err",
+        extra_env=dict(extra_env),
     )
     async with aiohttp.ClientSession() as http:
         try:
@@ -367,3 +370,34 @@ async def test_a_platform_that_never_answers_cannot_hold_the_exit(rig: Rig) -> N
         f"{len(rig.fake.sent())} replies sent after the restart, {duplicates} duplicate sends"
     )
     assert duplicates == 0
+
+
+@pytest.mark.parametrize("rig", [(20.0, {"TELEGRAM_POLLING": "1"})], indirect=True)
+async def test_long_polling_stops_fetching_and_leaves_the_rest_to_telegram(rig: Rig) -> None:
+    early, late = CHATS[:3], CHATS[3:]
+    for n, chat_id in enumerate(early):
+        rig.fake.push(update(2000 + n, chat_id, "привет"))
+    async with asyncio.timeout(30):
+        while {int(s["chat_id"]) for s in rig.fake.sent()} != set(early):
+            await asyncio.sleep(0.05)
+
+    assert rig.gateway.process is not None
+    rig.gateway.process.send_signal(signal.SIGTERM)
+    await rig.wait_until_draining()
+    for n, chat_id in enumerate(late):  # written while the process drains
+        rig.fake.push(update(3000 + n, chat_id, "привет"))
+    async with asyncio.timeout(rig.gateway.shutdown_timeout + EXIT_MARGIN):
+        code = await rig.gateway.process.wait()
+    assert code == 0, rig.gateway.logs()
+    # Not taken: still waiting at Telegram, unconfirmed, and nobody answered yet.
+    assert [u["update_id"] for u in rig.fake.updates] == [3000 + n for n in range(len(late))]
+    assert not [s for s in rig.fake.sent() if int(s["chat_id"]) in late]
+
+    await rig.gateway.start(rig.http)
+    async with asyncio.timeout(30):  # the next run fetches them and answers each once
+        while {int(s["chat_id"]) for s in rig.fake.sent()} != set(CHATS):
+            await asyncio.sleep(0.05)
+    code, _ = await rig.gateway.terminate()
+    assert code == 0, rig.gateway.logs()
+    rig.platform.acknowledged = {chat_id: ["привет"] for chat_id in CHATS}
+    assert rig.check_answered_once_in_order() == 0
