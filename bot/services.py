@@ -155,6 +155,7 @@ class Services:
     outages: OutageService | None = None  # outages and planned works (bot/outages)
     visits: VisitService | None = None  # technician visits and their reminders (bot/visits)
     audit: AuditLog | None = None  # what operators did (bot/handoff/audit.py), for supervisors
+    abuse: AbuseLimits | None = None  # limits across conversations (bot/abuse.py), maybe on Redis
     retention: Retention | None = None  # BOT_RETENTION_DAYS: old data deleted daily (start())
 
     async def start(self) -> None:
@@ -199,6 +200,8 @@ class Services:
         await self.operators.close()
         if self.audit is not None:
             await self.audit.close()
+        if self.abuse is not None:
+            await self.abuse.aclose()
         await self.billing.close()
         await self.oplog.close()
         await self.store.close()
@@ -318,5 +321,6 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
     return Services(
         settings, catalog, billing, store, locks, translator, nlu, engine, metrics, gateway,
         outbox, ingress, channels, operators, handoff, files, account_actions, oplog, notices,
-        requests, requests_webhook, outages, visits, audit=AuditLog(default_audit_path(settings)),
+        requests, requests_webhook, outages, visits,
+        audit=AuditLog(default_audit_path(settings)), abuse=abuse,
     )  # fmt: skip

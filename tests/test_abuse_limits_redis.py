@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.abuse import EXTRA as ABUSE
 from bot.abuse import KEY_PREFIX, AbuseLimits, Refusal
 from bot.app import create_app
 from bot.config import Settings
@@ -182,7 +181,6 @@ async def gateways_on(aiohttp_client: Any, tmp_path: Path, demo_nlu: Nlu) -> Asy
     yield build
     for services in built:
         await services.close()
-        await services.engine._extras[ABUSE].aclose()  # Services.close does not, yet
 
 
 async def test_two_gateways_on_redis_refuse_the_fourth_code_to_one_phone(
