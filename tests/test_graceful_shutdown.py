@@ -31,6 +31,7 @@ from aiohttp import web
 
 from bot.channels.telegram import SECRET_HEADER
 from tests.fakes.telegram import FakeTelegram
+from tests.fakes.telegram import text_update as update
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "123456:TEST-token"
@@ -47,20 +48,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def update(update_id: int, chat_id: int, text: str) -> dict[str, Any]:
-    person = {"id": chat_id, "is_bot": False, "first_name": "Анна", "language_code": "ru"}
-    return {
-        "update_id": update_id,
-        "message": {
-            "message_id": update_id,
-            "from": person,
-            "chat": {"id": chat_id, "type": "private", "first_name": "Анна"},
-            "date": 1_700_000_000,
-            "text": text,
-        },
-    }
 
 
 class SendControl:

@@ -38,6 +38,7 @@ from bot.intents.nlu import Nlu
 from bot.services import Services, build_services
 from bot.storage.sqlite import SqliteStore
 from tests.fakes.telegram import FakeTelegram
+from tests.fakes.telegram import text_update as update
 
 TOKEN = "123456:TEST-token"
 SECRET = "test-webhook-secret"
@@ -46,20 +47,6 @@ CHATS = (5101, 5102, 5103)
 BUSY_TIMEOUT_MS = 300
 # Long enough (with the raw update kept beside it) that recording it always needs new pages.
 PADDING = " Подскажите, пожалуйста, какие у вас тарифы в Братске?" * 40
-
-
-def update(update_id: int, chat_id: int, text: str) -> dict[str, Any]:
-    person = {"id": chat_id, "is_bot": False, "first_name": "Анна", "language_code": "ru"}
-    return {
-        "update_id": update_id,
-        "message": {
-            "message_id": update_id,
-            "from": person,
-            "chat": {"id": chat_id, "type": "private", "first_name": "Анна"},
-            "date": 1_700_000_000,
-            "text": text,
-        },
-    }
 
 
 @dataclass

@@ -294,3 +294,18 @@ def _error(status: int, description: str, parameters: dict[str, Any] | None = No
     if parameters:
         body["parameters"] = parameters
     return web.json_response(body, status=status)
+
+
+def text_update(update_id: int, chat_id: int, text: str) -> dict[str, Any]:
+    """A private-chat text message as Telegram delivers it (sender id = chat id)."""
+    person = {"id": chat_id, "is_bot": False, "first_name": "Анна", "language_code": "ru"}
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "from": person,
+            "chat": {"id": chat_id, "type": "private", "first_name": "Анна"},
+            "date": 1_700_000_000,
+            "text": text,
+        },
+    }

@@ -58,19 +58,6 @@ async def link_chats(services: Services, count: int, channel: str = "telegram") 
         await services.store.append_message(key.id, "customer", "привет")
 
 
-def tg_message(update_id: int, chat_id: int, text: str) -> dict[str, Any]:
-    return {
-        "update_id": update_id,
-        "message": {
-            "message_id": update_id,
-            "from": {"id": chat_id, "is_bot": False, "first_name": "Анна", "language_code": "ru"},
-            "chat": {"id": chat_id, "type": "private", "first_name": "Анна"},
-            "date": 1_700_000_000,
-            "text": text,
-        },
-    }
-
-
 @dataclass
 class Rig:
     fake: FakeTelegram

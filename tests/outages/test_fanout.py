@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from bot.channels.base import RateLimit
-from tests.outages.conftest import STREET, MakeRig, catalog_with_customers, link_chats, tg_message
+from tests.fakes.telegram import text_update as tg_message
+from tests.outages.conftest import STREET, MakeRig, catalog_with_customers, link_chats
 
 CUSTOMERS = 300
 CHATTER = 555_001  # not a customer of the street: a stranger asking about tariffs
