@@ -133,6 +133,9 @@ class Settings:
     # Redis shared by every gateway process (redis://host:6379/0); unset = embedded, in memory.
     # Today it holds the abuse-limit counters (bot/abuse.py); repr hides a password in the URL.
     redis_url: str | None = field(default=None, repr=False)
+    # With REDIS_URL: how long a killed process keeps long polling's lease (bot/leases.py), i.e.
+    # how long no process polls after a SIGKILL; a clean stop hands it over at once.
+    polling_lease_ttl: float = 15.0
 
     @property
     def sqlite_path(self) -> Path:
@@ -183,6 +186,7 @@ class Settings:
             trusted_proxies=_networks(env, "BOT_TRUSTED_PROXIES"),
             retention_days=_optional_days(env, "BOT_RETENTION_DAYS"),
             redis_url=env.get("REDIS_URL") or None,
+            polling_lease_ttl=_float(env, "BOT_POLLING_LEASE_TTL", base.polling_lease_ttl),
             turn_timeout=_float(env, "BOT_TURN_TIMEOUT", base.turn_timeout),
             shutdown_timeout=_float(env, "BOT_SHUTDOWN_TIMEOUT", base.shutdown_timeout),
             log_level=(env.get("BOT_LOG_LEVEL") or base.log_level).upper(),

@@ -36,6 +36,7 @@ from bot.intents.classifier import LinearIntentClassifier, load_examples
 from bot.intents.entities import EntityExtractor
 from bot.intents.names import INTENTS
 from bot.intents.nlu import Nlu
+from bot.leases import Leases
 from bot.metrics import Metrics
 from bot.models import Text
 from bot.notify import FileNotifier
@@ -157,6 +158,7 @@ class Services:
     audit: AuditLog | None = None  # what operators did (bot/handoff/audit.py), for supervisors
     abuse: AbuseLimits | None = None  # limits across conversations (bot/abuse.py), maybe on Redis
     retention: Retention | None = None  # BOT_RETENTION_DAYS: old data deleted daily (start())
+    leases: Leases | None = None  # long polling in one process at a time (REDIS_URL)
 
     async def start(self) -> None:
         """Background work: channels (long polling), unanswered inbounds, unsent replies."""
@@ -193,7 +195,9 @@ class Services:
             await self.requests_webhook.close()
         await self.requests.board.close()
         for channel in self.channels.values():
-            await channel.close()
+            await channel.close()  # a poller still holding its lease releases it here
+        if self.leases is not None:
+            await self.leases.aclose()
         await self.ingress.close()
         await self.outbox.close()
         await self.locks.close()
@@ -286,7 +290,10 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
     channels: dict[str, Channel] = {}  # filled below; the outbox reads it when sending
     outbox = Outbox(store=store, channels=channels, metrics=metrics)
     ingress = Ingress(store=store, gateway=gateway, outbox=outbox, metrics=metrics)
-    channels.update(build_channels(ChannelDeps(settings, ingress, store, translator, files)))
+    leases = Leases(settings.redis_url, ttl=settings.polling_lease_ttl, metrics=metrics)
+    channels.update(
+        build_channels(ChannelDeps(settings, ingress, store, translator, files, leases=leases))
+    )
     attach_abuse(channels.values(), abuse)  # the widget's sockets, frames and uploads
     operators = SqliteOperatorStore(default_operators_path(settings))
     register_handoff_metrics(metrics)
@@ -322,5 +329,5 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
         settings, catalog, billing, store, locks, translator, nlu, engine, metrics, gateway,
         outbox, ingress, channels, operators, handoff, files, account_actions, oplog, notices,
         requests, requests_webhook, outages, visits,
-        audit=AuditLog(default_audit_path(settings)), abuse=abuse,
+        audit=AuditLog(default_audit_path(settings)), abuse=abuse, leases=leases,
     )  # fmt: skip

@@ -17,6 +17,7 @@ from bot.channels.vk import create as create_vk
 from bot.config import Settings
 from bot.i18n import Translator
 from bot.ingress import Ingress
+from bot.leases import Leases
 from bot.storage.base import Store
 from bot.storage.files import FileStore
 
@@ -32,6 +33,8 @@ class ChannelDeps:
     store: Store
     translator: Translator
     files: FileStore | None = None
+    # Long polling runs in one process at a time (bot/leases.py); None: no lease, always polls.
+    leases: Leases | None = None
 
 
 Factory = Callable[[ChannelDeps], Channel | None]

@@ -44,6 +44,7 @@ from bot.channels.files import MB, ChannelFiles, with_lines
 from bot.channels.inbound_files import InboundFiles, TooLarge, Unavailable, read_limited
 from bot.config import ConfigError
 from bot.intents.entities import e164_phone
+from bot.leases import Lease, token_id
 from bot.models import (
     Attachment,
     Contact,
@@ -350,7 +351,10 @@ class TelegramChannel(Channel):
         public_url: str | None = None,
         poll_timeout: int = POLL_TIMEOUT,
         files: ChannelFiles | None = None,
+        lease: Lease | None = None,
     ) -> None:
+        """``lease``: polling runs only while it is held (one process per bot; Telegram answers
+        a second getUpdates consumer with 409 Conflict). None: always polls."""
         from aiogram import Bot
         from aiogram.client.session.aiohttp import AiohttpSession
         from aiogram.client.telegram import TelegramAPIServer
@@ -373,6 +377,7 @@ class TelegramChannel(Channel):
         self._store = store
         self._secret = webhook_secret
         self._polling = polling
+        self._lease = lease or Lease(f"telegram-polling:{token_id(token)}", redis=None)
         self._public_url = public_url.rstrip("/") if public_url else None
         self._poll_timeout = poll_timeout
         self._tasks: set[asyncio.Task[None]] = set()
@@ -602,7 +607,9 @@ class TelegramChannel(Channel):
     # -- lifetime ---------------------------------------------------------------------------
     async def start(self) -> None:
         if self._polling:
-            self._poller = asyncio.create_task(self._poll(), name="telegram-polling")
+            self._poller = asyncio.create_task(
+                self._lease.hold(self._poll), name="telegram-polling"
+            )
             self._tasks.add(self._poller)
             self._poller.add_done_callback(self._tasks.discard)
         elif self._secret is None:
@@ -720,4 +727,7 @@ def create(deps: ChannelDeps) -> Channel | None:
         polling=settings.telegram_polling,
         public_url=settings.public_url,
         files=ChannelFiles.from_deps(deps),
-    )
+        lease=deps.leases.lease(f"telegram-polling:{token_id(settings.telegram_token)}",
+                                channel=CHANNEL) if deps.leases and settings.telegram_polling
+        else None,
+    )  # fmt: skip

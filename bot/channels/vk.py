@@ -39,6 +39,7 @@ from bot.channels.base import Capabilities, Channel, OutboundMessage, RateLimit,
 from bot.channels.files import MB, ChannelFiles, with_lines
 from bot.channels.fit import numbered
 from bot.channels.inbound_files import InboundFiles, UrlFetcher
+from bot.leases import Lease
 from bot.models import (
     Attachment,
     ConversationKey,
@@ -424,8 +425,12 @@ class VkChannel(Channel):
         button_action: ButtonAction = "text",
         longpoll_wait: int = 25,
         files: ChannelFiles | None = None,
+        lease: Lease | None = None,
     ) -> None:
-        """``button_action`` "callback" sends callback buttons to clients that support them
+        """``lease``: long poll runs only while it is held (one process per community; VK
+        hands each event to whichever ``a_check`` asks first). None: always polls.
+
+        ``button_action`` "callback" sends callback buttons to clients that support them
         (presses arrive as ``message_event``, nothing is posted in the chat); "text" buttons
         post their title as the customer's message and work in every client."""
         if not settings.vk_group_token or not settings.vk_group_id:
@@ -437,6 +442,7 @@ class VkChannel(Channel):
         self._api = api if api is not None else make_api(settings)
         self._button_action = button_action
         self._longpoll_wait = longpoll_wait
+        self._lease = lease or Lease(f"vk-longpoll:{self._group_id}", redis=None)
         self._clients: OrderedDict[str, ClientInfo] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
         self._poller: asyncio.Task[None] | None = None
@@ -460,7 +466,7 @@ class VkChannel(Channel):
                 log.warning("vk: VK_SECRET is not set; Callback API deliveries are refused")
             return
         self._http = aiohttp.ClientSession()
-        self._poller = asyncio.create_task(self._poll_forever(), name="vk-longpoll")
+        self._poller = asyncio.create_task(self._lease.hold(self._poll_forever), name="vk-longpoll")
 
     async def stop_intake(self) -> None:
         """No further a_check. A poller waiting on one is cancelled (ts has not moved: VK
@@ -802,4 +808,7 @@ def create(deps: ChannelDeps) -> Channel | None:
         ingress=deps.ingress,
         store=deps.store,
         files=ChannelFiles.from_deps(deps),
+        lease=deps.leases.lease(f"vk-longpoll:{settings.vk_group_id}", channel=CHANNEL)
+        if deps.leases and settings.vk_longpoll
+        else None,
     )
