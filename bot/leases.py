@@ -83,6 +83,8 @@ class Lease:
         self._token: str | None = None
         self._valid_until = 0.0  # monotonic: when the lease runs out unless renewed
         self.held = False
+        if metrics is not None:
+            register_metrics(metrics)  # idempotent: one gauge, a label per channel
         self._set_held(False)
         if redis is not None:
             self._renew_script = redis.register_script(_RENEW)
