@@ -321,3 +321,71 @@ async def test_one_process_polls_and_another_takes_over_when_it_dies(pair: Pair)
     assert "lease isp-bot:lease:telegram-polling:123456: taken by this process" in pair.b.logs()
     assert "telegram-polling:123456: released" in pair.b.logs()
     assert "TEST-token" not in logs
+
+
+# --- VK Bots Long Poll: the same lease, in-process ----------------------------------------------
+async def test_vk_long_poll_runs_in_the_lease_holder_only(
+    aiohttp_server: Any, settings: Any, demo_nlu: Any, redis_url: str, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from bot.channels.base import RateLimit
+    from bot.channels.vk import VkChannel
+    from bot.services import build_services
+    from tests.channels.test_vk import GROUP_ID, message_new
+    from tests.fakes.vk import FakeVk
+
+    fake = FakeVk(group_id=GROUP_ID)
+    server = await aiohttp_server(fake.app())
+    client = await _client(redis_url)
+    built = []
+    try:
+        for name in ("a", "b"):
+            vk_settings = replace(
+                settings,
+                var_dir=tmp_path / f"vk-{name}",
+                vk_group_token=fake.token,
+                vk_group_id=GROUP_ID,
+                vk_api_base=str(server.make_url("/method")),
+                vk_longpoll=True,
+            )
+            services = build_services(vk_settings, nlu=demo_nlu)
+            lease = Lease(f"vk-longpoll:{GROUP_ID}", redis=client, ttl=TTL)
+            channel = VkChannel(
+                settings=vk_settings, ingress=services.ingress, store=services.store,
+                longpoll_wait=1, lease=lease,
+            )  # fmt: skip
+            channel.rate_limit = RateLimit(per_chat=1000.0, overall=1000.0)  # type: ignore[misc]
+            services.channels[channel.name] = channel
+            await services.start()
+            built.append((services, channel, lease))
+        (_, a_vk, a_lease), (_, b_vk, b_lease) = built
+        async with asyncio.timeout(10):
+            while not fake.lp_checks:
+                await asyncio.sleep(0.02)
+        await asyncio.sleep(RETRY * 3)  # b has tried meanwhile
+        assert a_lease.held != b_lease.held
+        holder = a_vk if a_lease.held else b_vk
+        assert len(fake.calls_of("groups.getLongPollServer")) == 1  # one process polls
+
+        fake.push(message_new("привет", event_id="lease-1", peer=301))
+        async with asyncio.timeout(ANSWER_LIMIT):
+            while not fake.sent_to(301):
+                await asyncio.sleep(0.05)
+        answered = len(fake.sent_to(301))
+
+        await holder.stop_intake()  # a clean stop: released, the other takes over
+        async with asyncio.timeout(TAKEOVER_LIMIT):
+            while len(fake.calls_of("groups.getLongPollServer")) < 2:
+                await asyncio.sleep(0.02)
+        fake.push(message_new("привет", event_id="lease-2", peer=302))
+        async with asyncio.timeout(ANSWER_LIMIT):
+            while len(fake.sent_to(302)) < answered:
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(RETRY)
+        assert len(fake.sent_to(301)) == answered  # not answered again by the new holder
+        assert len(fake.sent_to(302)) == answered
+    finally:
+        for services, _, _ in built:
+            await services.close()
+        await client.aclose()
