@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import signal
-import socket
 import sqlite3
-import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -32,22 +29,14 @@ from aiohttp import web
 from bot.channels.telegram import SECRET_HEADER
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.telegram import text_update as update
+from tests.gateway_process import free_port, start_gateway
 
-ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "123456:TEST-token"
 SECRET = "test-webhook-secret"
 CHATS = tuple(range(7101, 7107))
-STARTUP_LIMIT = 60.0
 # Closing after the drain: aiohttp's connections (2 s), the services, the interpreter's exit.
 # Generous on purpose: it bounds a hang, it does not measure speed.
 EXIT_MARGIN = 10.0
-_FOREIGN_ENV = ("BOT_", "TELEGRAM_", "VK_", "VIBER_", "REDIS")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class SendControl:
@@ -101,35 +90,18 @@ class Gateway:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self, http: aiohttp.ClientSession) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.upper().startswith(_FOREIGN_ENV)}
-        env.update(
-            BOT_VAR_DIR=str(self.var_dir),
-            BOT_SHUTDOWN_TIMEOUT=str(self.shutdown_timeout),
-            TELEGRAM_BOT_TOKEN=TOKEN,
-            TELEGRAM_WEBHOOK_SECRET=SECRET,
-            TELEGRAM_API_BASE=self.api_base,
-            PYTHONUNBUFFERED="1",
-            NO_PROXY="*",
-        )
-        env.update(self.extra_env)
+        settings = {
+            "BOT_VAR_DIR": str(self.var_dir),
+            "BOT_SHUTDOWN_TIMEOUT": str(self.shutdown_timeout),
+            "TELEGRAM_BOT_TOKEN": TOKEN,
+            "TELEGRAM_WEBHOOK_SECRET": SECRET,
+            "TELEGRAM_API_BASE": self.api_base,
+            **self.extra_env,
+        }
         self.runs += 1
-        with self.log.open("ab") as err:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot", "run", "--host", "127.0.0.1", "--port",
-                str(self.port), stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL, stderr=err, cwd=ROOT, env=env,
-            )  # fmt: skip
-        async with asyncio.timeout(STARTUP_LIMIT):
-            while True:
-                if self.process.returncode is not None:
-                    pytest.fail(f"run exited with {self.process.returncode}:\n{self.logs()}")
-                try:
-                    async with http.get(self.base + "/healthz") as resp:
-                        if resp.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.2)
+        self.process = await start_gateway(
+            http, port=self.port, settings=settings, log=self.log, name="run"
+        )
 
     async def terminate(self) -> tuple[int, float]:
         """SIGTERM; (exit code, seconds until the process was gone)."""

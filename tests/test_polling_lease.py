@@ -10,9 +10,7 @@ prefix (``TELEGRAM_API_BASE=<fake>/a`` and ``/b``), so the fake's calls say whic
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -29,8 +27,8 @@ from bot.leases import KEY_PREFIX, Lease, Leases, token_id
 from bot.metrics import Metrics
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.telegram import text_update as update
+from tests.gateway_process import free_port, start_gateway
 from tests.redis_server import RedisServer
-from tests.test_graceful_shutdown import _FOREIGN_ENV, ROOT, STARTUP_LIMIT, free_port
 
 TOKEN = "123456:TEST-token"
 TTL = 3.0  # short, so that a SIGKILL's takeover is quick; production default 15 s
@@ -164,37 +162,18 @@ class Process:
     process: asyncio.subprocess.Process | None = None
 
     async def start(self, http: aiohttp.ClientSession) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.upper().startswith(_FOREIGN_ENV)}
-        env.update(
-            BOT_VAR_DIR=str(self.var_dir),
-            TELEGRAM_BOT_TOKEN=TOKEN,
-            TELEGRAM_POLLING="1",
-            TELEGRAM_API_BASE=self.api_base,
-            REDIS_URL=self.redis_url,
-            BOT_POLLING_LEASE_TTL=str(TTL),
-            BOT_SHUTDOWN_TIMEOUT="5",
-            PYTHONUNBUFFERED="1",
-            NO_PROXY="*",
+        settings = {
+            "BOT_VAR_DIR": str(self.var_dir),
+            "TELEGRAM_BOT_TOKEN": TOKEN,
+            "TELEGRAM_POLLING": "1",
+            "TELEGRAM_API_BASE": self.api_base,
+            "REDIS_URL": self.redis_url,
+            "BOT_POLLING_LEASE_TTL": str(TTL),
+            "BOT_SHUTDOWN_TIMEOUT": "5",
+        }
+        self.process = await start_gateway(
+            http, port=self.port, settings=settings, log=self.log, name=self.name
         )
-        with self.log.open("ab") as err:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot", "run", "--host", "127.0.0.1", "--port",
-                str(self.port), stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL, stderr=err, cwd=ROOT, env=env,
-            )  # fmt: skip
-        async with asyncio.timeout(STARTUP_LIMIT):
-            while True:
-                if self.process.returncode is not None:
-                    pytest.fail(
-                        f"{self.name} exited with {self.process.returncode}:\n{self.logs()}"
-                    )
-                try:
-                    async with http.get(f"http://127.0.0.1:{self.port}/healthz") as resp:
-                        if resp.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.2)
 
     async def held(self, http: aiohttp.ClientSession) -> float:
         async with http.get(f"http://127.0.0.1:{self.port}/metrics") as resp:
