@@ -54,6 +54,22 @@ async def client(aiohttp_client: Any, settings: Settings, services: Services) ->
     return await aiohttp_client(create_app(settings, services=services))  # type: ignore[no-any-return]
 
 
+@pytest.fixture
+async def started_services(settings: Settings, demo_nlu: Nlu) -> AsyncIterator[Services]:
+    """Services with their background work running (the widget's sockets, the outbox, ingress)."""
+    built = build_services(settings, nlu=demo_nlu)
+    await built.start()
+    yield built
+    await built.close()
+
+
+@pytest.fixture
+async def started_client(
+    aiohttp_client: Any, settings: Settings, started_services: Services
+) -> TestClient:
+    return await aiohttp_client(create_app(settings, services=started_services))  # type: ignore[no-any-return]
+
+
 def identity(contract: str, secret: str = IDENTITY_SECRET) -> dict[str, str]:
     return {"contract_number": contract, "hash": sign_contract(secret, contract)}
 

@@ -10,20 +10,16 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.abuse import AbuseLimits, Refusal, SocketLease, requester
-from bot.app import create_app
 from bot.config import Settings
-from bot.intents.nlu import Nlu
 from bot.metrics import Metrics
 from bot.models import ConversationKey
-from bot.services import Services, build_services
+from bot.services import Services
 from tests.conftest import Say, buttons, identity, texts
 
 CONTRACT = "380300112233"
@@ -128,19 +124,6 @@ async def test_contact_change_codes_to_one_new_number_are_limited_across_convers
 
 
 # --- identification look-ups per address (widget) -----------------------------------------------
-@pytest.fixture
-async def wservices(settings: Settings, demo_nlu: Nlu) -> AsyncIterator[Services]:
-    services = build_services(settings, nlu=demo_nlu)
-    await services.start()
-    yield services
-    await services.close()
-
-
-@pytest.fixture
-async def wclient(aiohttp_client: Any, settings: Settings, wservices: Services) -> TestClient:
-    return await aiohttp_client(create_app(settings, services=wservices))  # type: ignore[no-any-return]
-
-
 async def widget_turn(ws: aiohttp.ClientWebSocketResponse, frame: dict[str, Any]) -> str:
     """Send a frame; the bot's answer's text."""
     await ws.send_json(frame)
@@ -153,11 +136,11 @@ async def widget_turn(ws: aiohttp.ClientWebSocketResponse, frame: dict[str, Any]
 
 
 async def test_contract_guesses_from_one_address_are_bounded_across_widget_sessions(
-    wclient: TestClient, settings: Settings
+    started_client: TestClient, settings: Settings
 ) -> None:
     said = []
     for n in range(12):  # a new session for every guess, as a script would
-        ws = await wclient.ws_connect(f"/ws/widget?session=lookupSession{n:05d}")
+        ws = await started_client.ws_connect(f"/ws/widget?session=lookupSession{n:05d}")
         await ws.send_json({"type": "hello", "locale": "ru"})
         assert (await ws.receive_json(timeout=10))["type"] == "history"
         await widget_turn(ws, {"type": "payload", "id": "a", "payload": "/identify"})
@@ -167,9 +150,9 @@ async def test_contract_guesses_from_one_address_are_bounded_across_widget_sessi
         await ws.close()
     assert all("Не нашёл договор" in s for s in said[:10])
     assert all("Слишком много попыток" in s for s in said[10:])
-    assert await metric(wclient, "id_lookups_per_client") == 2
+    assert await metric(started_client, "id_lookups_per_client") == 2
     # A real contract asked from that address now is refused too, and sends no code.
-    ws = await wclient.ws_connect("/ws/widget?session=lookupSessionLast")
+    ws = await started_client.ws_connect("/ws/widget?session=lookupSessionLast")
     await ws.send_json({"type": "hello", "locale": "ru"})
     await ws.receive_json(timeout=10)
     await widget_turn(ws, {"type": "payload", "id": "a", "payload": "/identify"})

@@ -9,7 +9,6 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -17,28 +16,13 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.abuse import DEFAULT_SOCKETS_PER_ADDRESS, DEFAULT_SOCKETS_PER_SESSION
-from bot.app import create_app
 from bot.config import Settings
-from bot.intents.nlu import Nlu
-from bot.services import Services, build_services
+from bot.services import Services
 from tests.conftest import identity
 
 SESSION = "limitsSession0001"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 Frame = dict[str, Any]
-
-
-@pytest.fixture
-async def wservices(settings: Settings, demo_nlu: Nlu) -> AsyncIterator[Services]:
-    services = build_services(settings, nlu=demo_nlu)
-    await services.start()
-    yield services
-    await services.close()
-
-
-@pytest.fixture
-async def wclient(aiohttp_client: Any, settings: Settings, wservices: Services) -> TestClient:
-    return await aiohttp_client(create_app(settings, services=wservices))  # type: ignore[no-any-return]
 
 
 def session(n: int) -> str:
@@ -79,11 +63,13 @@ async def settle(services: Services) -> None:
 
 
 # --- sockets ------------------------------------------------------------------------------------
-async def test_two_hundred_sockets_of_one_session_leave_five_open(wclient: TestClient) -> None:
+async def test_two_hundred_sockets_of_one_session_leave_five_open(
+    started_client: TestClient,
+) -> None:
     opened: list[aiohttp.ClientWebSocketResponse] = []
     refused = 0
     for _ in range(200):
-        ws, first = await connect(wclient)
+        ws, first = await connect(started_client)
         if first["type"] == "history":
             opened.append(ws)
             continue
@@ -95,13 +81,13 @@ async def test_two_hundred_sockets_of_one_session_leave_five_open(wclient: TestC
         refused += 1
     assert len(opened) == DEFAULT_SOCKETS_PER_SESSION == 5
     assert refused == 195
-    assert await metric(wclient, "widget_sockets_per_session") == 195
+    assert await metric(started_client, "widget_sockets_per_session") == 195
 
     # A tab closed frees its place: the next one is let in.
     await opened.pop().close()
     await asyncio.sleep(0)  # the server's handler finishes its clean-up
     for _ in range(50):
-        ws, first = await connect(wclient)
+        ws, first = await connect(started_client)
         if first["type"] == "history":
             opened.append(ws)
             break
@@ -112,11 +98,11 @@ async def test_two_hundred_sockets_of_one_session_leave_five_open(wclient: TestC
         await ws.close()
 
 
-async def test_one_address_holds_at_most_twenty_sockets(wclient: TestClient) -> None:
+async def test_one_address_holds_at_most_twenty_sockets(started_client: TestClient) -> None:
     opened: list[aiohttp.ClientWebSocketResponse] = []
     refusals: list[Frame] = []
     for n in range(30):  # a new session each time: rotating sessions multiplies nothing
-        ws, first = await connect(wclient, session(n))
+        ws, first = await connect(started_client, session(n))
         if first["type"] == "history":
             opened.append(ws)
         else:
@@ -125,14 +111,16 @@ async def test_one_address_holds_at_most_twenty_sockets(wclient: TestClient) -> 
     assert len(opened) == DEFAULT_SOCKETS_PER_ADDRESS == 20
     assert {r["code"] for r in refusals} == {"too_many_connections"}
     assert len(refusals) == 10
-    assert await metric(wclient, "widget_sockets_per_address") == 10
+    assert await metric(started_client, "widget_sockets_per_address") == 10
     for ws in opened:
         await ws.close()
 
 
-async def test_a_socket_that_never_says_hello_still_holds_its_place(wclient: TestClient) -> None:
-    silent = [await wclient.ws_connect(f"/ws/widget?session={SESSION}") for _ in range(5)]
-    ws, first = await connect(wclient)
+async def test_a_socket_that_never_says_hello_still_holds_its_place(
+    started_client: TestClient,
+) -> None:
+    silent = [await started_client.ws_connect(f"/ws/widget?session={SESSION}") for _ in range(5)]
+    ws, first = await connect(started_client)
     assert first["code"] == "too_many_connections"
     for sock in (*silent, ws):
         await sock.close()
@@ -140,13 +128,13 @@ async def test_a_socket_that_never_says_hello_still_holds_its_place(wclient: Tes
 
 # --- frames -------------------------------------------------------------------------------------
 async def test_frames_over_many_sockets_are_bounded_per_session(
-    wclient: TestClient, wservices: Services
+    started_client: TestClient, started_services: Services
 ) -> None:
     """Before: 30 frames per socket, so 200 sockets took 6 000 of 6 000. Now the five sockets a
     session may open share one budget of 30 frames per 15 seconds."""
     sockets = []
     for _ in range(5):
-        ws, first = await connect(wclient)
+        ws, first = await connect(started_client)
         assert first["type"] == "history"
         sockets.append(ws)
     per_socket = 60
@@ -165,10 +153,10 @@ async def test_frames_over_many_sockets_are_bounded_per_session(
     assert len(acked) + len(limited) == 5 * per_socket
     assert {a["code"] for a in limited} == {"rate_limited"}
     assert all(a["id"].startswith("f") and a["retry_after"] >= 1 for a in limited)
-    assert await metric(wclient, "widget_frames_per_session") == len(limited)
-    await settle(wservices)
+    assert await metric(started_client, "widget_frames_per_session") == len(limited)
+    await settle(started_services)
     # Nothing refused reached the transcript.
-    transcript = await wservices.store.messages(f"widget:{SESSION}:{SESSION}", limit=1000)
+    transcript = await started_services.store.messages(f"widget:{SESSION}:{SESSION}", limit=1000)
     assert len([e for e in transcript if e.sender == "customer"]) == len(acked)
     for ws in sockets:
         await ws.close()
@@ -176,10 +164,10 @@ async def test_frames_over_many_sockets_are_bounded_per_session(
 
 # --- hostile frames -----------------------------------------------------------------------------
 async def test_a_lone_surrogate_in_a_frame_is_replaced_and_the_socket_stays(
-    wclient: TestClient, wservices: Services, caplog: pytest.LogCaptureFixture
+    started_client: TestClient, started_services: Services, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING)
-    ws, first = await connect(wclient)
+    ws, first = await connect(started_client)
     assert first["type"] == "history"
     # The JSON escape is plain ASCII on the wire; parsed, it is a code point UTF-8 cannot hold.
     await ws.send_str('{"type": "message", "id": "s1", "text": "\\ud800 привет"}')
@@ -188,8 +176,8 @@ async def test_a_lone_surrogate_in_a_frame_is_replaced_and_the_socket_stays(
     )
     answers = await frames_of(ws, {"ack", "error"}, 2)
     assert [a["type"] for a in answers] == ["ack", "ack"], answers
-    await settle(wservices)
-    transcript = await wservices.store.messages(f"widget:{SESSION}:{SESSION}")
+    await settle(started_services)
+    transcript = await started_services.store.messages(f"widget:{SESSION}:{SESSION}")
     mine = [e for e in transcript if e.sender == "customer"]
     assert mine[0].text == "\ufffd привет"
     assert mine[1].text == "\ufffd"
@@ -199,10 +187,10 @@ async def test_a_lone_surrogate_in_a_frame_is_replaced_and_the_socket_stays(
 
 
 async def test_a_deep_frame_gets_an_error_frame_and_the_socket_stays(
-    wclient: TestClient, caplog: pytest.LogCaptureFixture
+    started_client: TestClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING)
-    ws, _ = await connect(wclient)
+    ws, _ = await connect(started_client)
     await ws.send_str("[" * 30_000 + "]" * 30_000)  # under the 64 KiB frame limit
     nested = '{"type": "message", "id": "d2", "text": "x", "more": ' + "[" * 40 + "]" * 40 + "}"
     await ws.send_str(nested)  # parses, but deeper than any platform sends
@@ -220,25 +208,27 @@ async def test_a_deep_frame_gets_an_error_frame_and_the_socket_stays(
 
 
 async def test_a_hostile_hello_is_refused_cleanly(
-    wclient: TestClient, caplog: pytest.LogCaptureFixture
+    started_client: TestClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING)
     # A surrogate where the signed identity goes: refused as invalid, not a traceback.
-    ws, first = await connect(wclient, identity={"contract_number": "\ud800", "hash": "\udfff"})
+    ws, first = await connect(
+        started_client, identity={"contract_number": "\ud800", "hash": "\udfff"}
+    )
     assert first == {"type": "error", "code": "identity_invalid"}
     await ws.close()
     # Non-ASCII in the signature used to reach hmac.compare_digest (a TypeError).
     claim = {**identity("380300112233"), "hash": "ж" * 64}
-    ws, first = await connect(wclient, identity=claim)
+    ws, first = await connect(started_client, identity=claim)
     assert first == {"type": "error", "code": "identity_invalid"}
     await ws.close()
     # A deep hello and a surrogate locale.
-    ws = await wclient.ws_connect(f"/ws/widget?session={SESSION}")
+    ws = await started_client.ws_connect(f"/ws/widget?session={SESSION}")
     await ws.send_str("[" * 30_000 + "]" * 30_000)
     closing = await ws.receive(timeout=10)
     assert closing.type == aiohttp.WSMsgType.CLOSE
     assert ws.close_code == aiohttp.WSCloseCode.POLICY_VIOLATION
-    ws, first = await connect(wclient, locale="\ud800")
+    ws, first = await connect(started_client, locale="\ud800")
     assert first["type"] == "history"
     await ws.close()
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
@@ -254,14 +244,16 @@ def upload_form(sid: str, client_id: str, data: bytes = PNG) -> aiohttp.FormData
 
 
 async def test_sixty_uploads_of_one_session_are_cut_at_ten(
-    wclient: TestClient, wservices: Services, settings: Settings
+    started_client: TestClient, started_services: Services, settings: Settings
 ) -> None:
     """Before: 60 × 1 MiB accepted in 0.6 s."""
     mib = PNG + b"\x00" * (1024 * 1024 - len(PNG))
     statuses: list[int] = []
     refusals: list[tuple[dict[str, Any], str | None]] = []
     for n in range(60):
-        resp = await wclient.post("/api/v1/widget/upload", data=upload_form(SESSION, f"u{n}", mib))
+        resp = await started_client.post(
+            "/api/v1/widget/upload", data=upload_form(SESSION, f"u{n}", mib)
+        )
         statuses.append(resp.status)
         if resp.status == 429:
             refusals.append((await resp.json(), resp.headers.get("Retry-After")))
@@ -272,32 +264,36 @@ async def test_sixty_uploads_of_one_session_are_cut_at_ten(
     assert retry_after is not None
     assert int(retry_after) == body["retry_after"] >= 1
     # The session's ten, then its own limit; every attempt also counts for the address (30).
-    assert await metric(wclient, "widget_uploads_per_session") == 20
-    assert await metric(wclient, "widget_uploads_per_address") == 30
-    await settle(wservices)
+    assert await metric(started_client, "widget_uploads_per_session") == 20
+    assert await metric(started_client, "widget_uploads_per_address") == 30
+    await settle(started_services)
     # What was refused left no file behind and nothing in the conversation.
     assert len(list((settings.var_dir / "uploads").iterdir())) == 10
-    transcript = await wservices.store.messages(f"widget:{SESSION}:{SESSION}", limit=1000)
+    transcript = await started_services.store.messages(f"widget:{SESSION}:{SESSION}", limit=1000)
     assert len([e for e in transcript if e.sender == "customer"]) == 10
 
 
-async def test_uploads_from_one_address_are_capped_across_sessions(wclient: TestClient) -> None:
+async def test_uploads_from_one_address_are_capped_across_sessions(
+    started_client: TestClient,
+) -> None:
     statuses = []
     for n in range(40):
-        resp = await wclient.post("/api/v1/widget/upload", data=upload_form(session(n), "u1"))
+        resp = await started_client.post(
+            "/api/v1/widget/upload", data=upload_form(session(n), "u1")
+        )
         statuses.append(resp.status)
     assert statuses.count(200) == 30
     assert statuses[30:] == [429] * 10
-    assert await metric(wclient, "widget_uploads_per_address") == 10
+    assert await metric(started_client, "widget_uploads_per_address") == 10
 
 
-async def test_upload_bytes_of_a_session_are_capped(wclient: TestClient) -> None:
+async def test_upload_bytes_of_a_session_are_capped(started_client: TestClient) -> None:
     four_mib = PNG + b"\x00" * (4 * 1024 * 1024 - len(PNG))
     statuses = []
     for n in range(9):
-        resp = await wclient.post(
+        resp = await started_client.post(
             "/api/v1/widget/upload", data=upload_form(SESSION, f"b{n}", four_mib)
         )
         statuses.append(resp.status)
     assert statuses == [200] * 7 + [429] * 2  # 28 MiB taken; 32 would pass the 30 MiB hour
-    assert await metric(wclient, "widget_upload_bytes_per_session") == 2
+    assert await metric(started_client, "widget_upload_bytes_per_session") == 2
