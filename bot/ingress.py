@@ -38,6 +38,7 @@ from bot.gateway import Gateway
 from bot.metrics import Metrics
 from bot.models import Inbound
 from bot.outbox import Outbox
+from bot.periodic import Periodic
 from bot.shutdown import Draining
 from bot.storage.base import Store
 from bot.storage.health import StoreUnavailable
@@ -102,6 +103,12 @@ class Ingress:
         self._idle.set()
         self._preparers: dict[str, Preparer] = {}
         self._draining = False
+        self._janitor = Periodic(
+            "ingress-janitor",
+            self._forget_old,
+            every=3600.0,
+            failure="ingress: forgetting old delivery ids failed",
+        )
 
     @property
     def draining(self) -> bool:
@@ -157,19 +164,13 @@ class Ingress:
     async def start(self) -> None:
         for pending in await self._store.inbox_pending():
             self._schedule(pending.id, pending.inbound, pending.attempts)
-        janitor = asyncio.create_task(self._forget_old(), name="ingress-janitor")
-        self._tasks.add(janitor)
-        janitor.add_done_callback(self._tasks.discard)
+        self._janitor.start()
 
     async def _forget_old(self) -> None:
-        while True:
-            try:
-                await self._store.inbox_forget(KEEP_DELIVERY_IDS_DAYS)
-            except Exception:
-                log.exception("ingress: forgetting old delivery ids failed")
-            await asyncio.sleep(3600)
+        await self._store.inbox_forget(KEEP_DELIVERY_IDS_DAYS)
 
     async def close(self) -> None:
+        await self._janitor.close()
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from bot.metrics import Metrics
 from bot.outages.store import OutageStore
+from bot.periodic import Periodic
 from bot.requests.store import RequestBoard
 from bot.selfservice.oplog import OperationLog
 from bot.storage.base import Store
@@ -91,7 +92,7 @@ class Retention:
     metrics: Metrics | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     every: float = DAY
-    _task: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+    _daily: Periodic | None = field(default=None, init=False, repr=False)
 
     async def run(self, *, dry_run: bool = False) -> RetentionRun:
         """One pass over every store. ``dry_run`` counts what would go and changes nothing (the
@@ -166,22 +167,15 @@ class Retention:
 
     async def start(self) -> None:
         """Run now, then every day, in the background."""
-        self._task = asyncio.create_task(self._forever(), name="retention")
+        if self._daily is None:
+            self._daily = Periodic(
+                "retention", self.run, every=self.every, failure="retention: the run failed"
+            )
+        self._daily.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _forever(self) -> None:
-        while True:
-            try:
-                await self.run()
-            except Exception:  # never let one bad run end the daily task
-                log.exception("retention: the run failed")
-            await asyncio.sleep(self.every)
+        if self._daily is not None:
+            await self._daily.close()
 
 
 def sweep_folder(folder: Path, cutoff: datetime, keep: Set[str], dry_run: bool) -> int:

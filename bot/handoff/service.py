@@ -10,7 +10,6 @@ message arriving during a transfer is neither lost nor answered by the bot.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import math
@@ -38,6 +37,7 @@ from bot.models import (
     Text,
     TranscriptEntry,
 )
+from bot.periodic import Periodic
 from bot.storage.base import Locks, QueueEntry, Store, TranscriptLine, TurnRecord
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ class HandoffService:
         self._clock = clock
         self._presence: dict[str, _Presence] = {}
         self._round_robin = itertools.count()
-        self._task: asyncio.Task[None] | None = None
+        self._ticks = Periodic("handoff", self.tick, every=5.0, failure="handoff tick failed")
 
     # --- called by the gateway, inside the conversation's lock --------------------------------
     async def enqueue(
@@ -331,22 +331,11 @@ class HandoffService:
         await self.assign_waiting()
         self._metrics_snapshot(await self._store.queue_entries())
 
-    async def run(self) -> None:
-        while True:
-            try:
-                await self.tick()
-            except Exception:
-                log.exception("handoff tick failed")
-            await asyncio.sleep(5)
-
     async def start(self) -> None:
-        self._task = asyncio.create_task(self.run(), name="handoff")
+        self._ticks.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._ticks.close()
 
     # --- helpers ------------------------------------------------------------------------------
     async def _return_to_queue(self, entry: QueueEntry) -> None:

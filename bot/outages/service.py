@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from bot.outages.model import Outage
 from bot.outages.notices import OutageNotices
 from bot.outages.store import OutageStore
+from bot.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,12 @@ class OutageService:
         self._seed = seed
         self._clock = clock or (lambda: datetime.now(UTC))
         self._tasks: set[asyncio.Task[None]] = set()
-        self._sweeper: asyncio.Task[None] | None = None
+        self._sweeper = Periodic(
+            "outage-sweeper",
+            self.sweep,
+            every=SWEEP_SECONDS,
+            failure="outages: the sweep of finished planned works failed",
+        )
         self._seeded = False
 
     def attach_notices(self, notices: OutageNotices) -> None:
@@ -58,10 +64,11 @@ class OutageService:
 
     async def start(self) -> None:
         await self._ensure_seeded()
-        self._sweeper = asyncio.create_task(self._sweep_forever(), name="outage-sweeper")
+        self._sweeper.start()
 
     async def close(self) -> None:
-        tasks = [t for t in (self._sweeper, *self._tasks) if t is not None]
+        await self._sweeper.close()
+        tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -136,11 +143,3 @@ class OutageService:
                 if now - outage.expected_end <= ANNOUNCE_END_WITHIN:
                     self._background(self._announce(found[0], "ended"))
         return done
-
-    async def _sweep_forever(self) -> None:
-        while True:
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("outages: the sweep of finished planned works failed")
-            await asyncio.sleep(SWEEP_SECONDS)

@@ -8,8 +8,6 @@ tomorrow, and the reminder goes on its day before. ``clock`` is injectable (test
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -21,6 +19,7 @@ from zoneinfo import ZoneInfo
 from bot.catalog.models import Account
 from bot.handoff.events import EventHub
 from bot.models import Raw, Text
+from bot.periodic import Periodic
 from bot.requests.desk import RequestDesk, masked
 from bot.requests.model import NewRequest
 from bot.visits.render import fee_text, window_text
@@ -67,9 +66,10 @@ class VisitService:
         self._desk = desk
         self._events = events
         self._wake_webhook = wake_webhook
-        self._check_every = check_every
         self._tell: Tell | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._reminders = Periodic(
+            "visit-reminders", self.remind_due, every=check_every, failure="visit reminders failed"
+        )
 
     def now(self) -> datetime:
         return self.clock()
@@ -254,22 +254,10 @@ class VisitService:
         return moment <= now < visit.starts_at and visit.updated_at < moment
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._remind_forever(), name="visit-reminders")
-
-    async def _remind_forever(self) -> None:
-        while True:
-            try:
-                await self.remind_due()
-            except Exception:  # the next round tries again; a broken round must not end the job
-                log.exception("visit reminders failed")
-            await asyncio.sleep(self._check_every)
+        self._reminders.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._reminders.close()
         await self.store.shut()
 
     # --- the request board -----------------------------------------------------------------
