@@ -115,6 +115,11 @@ class OutboundItem:
     attempts: int
     attachments: tuple[FileRef, ...] = ()
     priority: int = PRIORITY_REPLY
+    # A send of it started (``outbox_sending``) and no outcome was recorded: the sender died or
+    # the store failed in between, so the platform may or may not have it. Sent again with the
+    # platform's idempotency key where it has one (VK ``random_id``), else counted as a
+    # possible duplicate (``outbox_uncertain_total``).
+    uncertain: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,13 +145,9 @@ class Note:
     at: datetime
 
 
-class Store(abc.ABC):
-    """Durable state of the gateway: conversations, transcripts, dedupe keys, identity links,
-    customer requests.
-
-    A call that fails because the backend cannot read or write just now (disk full, locked,
-    unreachable) raises ``StoreUnavailable`` and is reported to ``health``, which every backend
-    sets up (``bot/storage/health.py``)."""
+class Conversations(abc.ABC):
+    """Conversations, their transcripts and the identity links vouching them to a contract:
+    what the dialog, the console and the notices read and write."""
 
     health: StoreHealth
 
@@ -180,10 +181,20 @@ class Store(abc.ABC):
     ) -> TranscriptEntry | None:
         """The newest transcript line (from ``sender``, if given): queue previews."""
 
-    # dedupe
     @abc.abstractmethod
-    async def remember_once(self, scope: str, platform_id: str) -> bool:
-        """Record a platform delivery id; True the first time, False for a redelivery."""
+    async def commit_turn(self, turn: TurnRecord) -> list[TranscriptEntry]:
+        """Everything one turn changes, atomically: the conversation's state, its transcript
+        lines, the replies queued in the outbox and the inbound marked done (``TurnRecord``).
+        It spans this interface and ``Delivery``: a backend implements both on one store."""
+
+    @abc.abstractmethod
+    async def recent_conversations(self, *, state: str, limit: int = 50) -> list[str]:
+        """Ids of conversations in ``state``, most recently active first (live bot chats an
+        operator may take over)."""
+
+    @abc.abstractmethod
+    async def conversations_of_contract(self, contract_number: str) -> list[str]:
+        """Every conversation, on any channel, linked to this contract, oldest first."""
 
     # identity links
     @abc.abstractmethod
@@ -197,14 +208,18 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def revoke_identity(self, key: ConversationKey) -> bool: ...
 
-    # customer requests (connection requests, call-backs)
-    @abc.abstractmethod
-    async def add_request(
-        self, kind: str, conversation_id: str, data: Mapping[str, Any]
-    ) -> StoredRequest: ...
 
+class Delivery(abc.ABC):
+    """The durable inbox (platform deliveries recorded before they are acknowledged), the
+    outbox (replies in order per chat until the platform took them) and delivery-id dedupe:
+    what the ingress, the outbox and the channels' webhooks use."""
+
+    health: StoreHealth
+
+    # dedupe
     @abc.abstractmethod
-    async def requests(self, kind: str | None = None) -> list[StoredRequest]: ...
+    async def remember_once(self, scope: str, platform_id: str) -> bool:
+        """Record a platform delivery id; True the first time, False for a redelivery."""
 
     # durable ingress and delivery
     @abc.abstractmethod
@@ -212,8 +227,9 @@ class Store(abc.ABC):
         """Record an inbound before acknowledging it; None if ``platform_id`` was seen before."""
 
     @abc.abstractmethod
-    async def inbox_pending(self) -> list[PendingInbound]:
-        """Inbounds recorded but not yet answered (after a crash), oldest first."""
+    async def inbox_pending(self, conversation_id: str | None = None) -> list[PendingInbound]:
+        """Inbounds recorded but not yet answered (after a crash), oldest first; only those of
+        ``conversation_id`` if given (a worker draining one conversation in order)."""
 
     @abc.abstractmethod
     async def inbox_retry_later(self, inbox_id: int, error: str, *, give_up: bool) -> None:
@@ -229,12 +245,17 @@ class Store(abc.ABC):
         """An authentic delivery we could not parse: acknowledged, kept for inspection."""
 
     @abc.abstractmethod
-    async def commit_turn(self, turn: TurnRecord) -> list[TranscriptEntry]: ...
+    async def outbox_pending(
+        self, *, limit: int = 500, conversation_id: str | None = None
+    ) -> list[OutboundItem]:
+        """Unsent items, replies (``PRIORITY_REPLY``) before bulk ones, each in ``id`` order:
+        a backlog of bulk items never hides a reply from the dispatcher. Only those of
+        ``conversation_id`` if given (a sender holding that chat's lease)."""
 
     @abc.abstractmethod
-    async def outbox_pending(self, *, limit: int = 500) -> list[OutboundItem]:
-        """Unsent items, replies (``PRIORITY_REPLY``) before bulk ones, each in ``id`` order:
-        a backlog of bulk items never hides a reply from the dispatcher."""
+    async def outbox_sending(self, item_id: int) -> None:
+        """About to hand the item to the platform: if no outcome follows (``outbox_done``,
+        ``outbox_attempt_failed``), whoever sends it next sees it as ``uncertain``."""
 
     @abc.abstractmethod
     async def outbox_done(
@@ -244,6 +265,13 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def outbox_attempt_failed(self, item_id: int, error: str) -> None: ...
+
+
+class HandoffQueue(abc.ABC):
+    """Conversations that belong to people: the queue, assignment (a compare-and-set claim),
+    the operators' notes and the customers' scores."""
+
+    health: StoreHealth
 
     # the operators' queue
     @abc.abstractmethod
@@ -285,14 +313,12 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def add_csat(self, conversation_id: str, score: int, operator: str | None) -> None: ...
 
-    @abc.abstractmethod
-    async def recent_conversations(self, *, state: str, limit: int = 50) -> list[str]:
-        """Ids of conversations in ``state``, most recently active first (live bot chats an
-        operator may take over)."""
 
-    @abc.abstractmethod
-    async def conversations_of_contract(self, contract_number: str) -> list[str]:
-        """Every conversation, on any channel, linked to this contract, oldest first."""
+class ChannelBookkeeping(abc.ABC):
+    """What channels remember about a platform: long button payloads behind short tokens,
+    whether a customer can be written to, delivery receipts."""
+
+    health: StoreHealth
 
     # platform bookkeeping
     @abc.abstractmethod
@@ -315,6 +341,34 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def receipts(self, scope: str, platform_message_id: str) -> list[str]: ...
+
+
+class Records(abc.ABC):
+    """Requests older versions kept in the conversation store (now on the request board,
+    ``bot/requests``): read once at start and taken over, so none is lost."""
+
+    health: StoreHealth
+
+    # customer requests (connection requests, call-backs)
+    @abc.abstractmethod
+    async def add_request(
+        self, kind: str, conversation_id: str, data: Mapping[str, Any]
+    ) -> StoredRequest: ...
+
+    @abc.abstractmethod
+    async def requests(self, kind: str | None = None) -> list[StoredRequest]: ...
+
+
+class Store(Conversations, Delivery, HandoffQueue, ChannelBookkeeping, Records):
+    """Durable state of the gateway: every interface above on one backend, so a turn's commit
+    (conversation, transcript, outbox, inbox) is one transaction. Consumers take the narrowest
+    interface they need; the wiring (``bot/services.py``) builds one ``Store``.
+
+    A call that fails because the backend cannot read or write just now (disk full, locked,
+    unreachable) raises ``StoreUnavailable`` and is reported to ``health``, which every backend
+    sets up (``bot/storage/health.py``)."""
+
+    health: StoreHealth
 
     @abc.abstractmethod
     async def ping(self) -> bool:

@@ -114,7 +114,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     attachments TEXT NOT NULL DEFAULT '[]',  -- files to send with the text (FileRef JSON)
-    priority INTEGER NOT NULL DEFAULT 0     -- 0 replies, 1 bulk (outage notices)
+    priority INTEGER NOT NULL DEFAULT 0,    -- 0 replies, 1 bulk (outage notices)
+    sending INTEGER NOT NULL DEFAULT 0      -- 1: handed to the platform, outcome not yet known
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (status, id);
 CREATE TABLE IF NOT EXISTS payload_tokens (
@@ -176,6 +177,8 @@ def _migrate(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE outbox ADD COLUMN attachments TEXT NOT NULL DEFAULT '[]'")
     if "priority" not in outbox:  # rows of older versions are replies
         db.execute("ALTER TABLE outbox ADD COLUMN priority INTEGER NOT NULL DEFAULT 0")
+    if "sending" not in outbox:
+        db.execute("ALTER TABLE outbox ADD COLUMN sending INTEGER NOT NULL DEFAULT 0")
     # Here, not in the schema: on an older file the column exists only after the line above.
     db.execute("CREATE INDEX IF NOT EXISTS outbox_lanes ON outbox (status, priority, id)")
 
@@ -483,10 +486,12 @@ class SqliteStore(Store):
 
         return await self._run(q)
 
-    async def inbox_pending(self) -> list[PendingInbound]:
+    async def inbox_pending(self, conversation_id: str | None = None) -> list[PendingInbound]:
         rows = await self._run(
             lambda db: db.execute(
-                "SELECT id, inbound, attempts FROM inbox WHERE status = 'pending' ORDER BY id"
+                "SELECT id, inbound, attempts FROM inbox WHERE status = 'pending'"
+                " AND (? IS NULL OR conversation_id = ?) ORDER BY id",
+                (conversation_id, conversation_id),
             ).fetchall()
         )
         return [PendingInbound(r[0], inbound_from_json(json.loads(r[1])), r[2]) for r in rows]
@@ -572,22 +577,29 @@ class SqliteStore(Store):
             for i, line in zip(ids, turn.lines, strict=True)
         ]
 
-    async def outbox_pending(self, *, limit: int = 500) -> list[OutboundItem]:
+    async def outbox_pending(
+        self, *, limit: int = 500, conversation_id: str | None = None
+    ) -> list[OutboundItem]:
         rows = await self._run(
             lambda db: db.execute(
                 "SELECT id, conversation_id, channel, chat_id, text, buttons, attempts,"
-                " attachments, priority FROM outbox WHERE status = 'pending'"
-                " ORDER BY priority, id LIMIT ?",
-                (limit,),
+                " attachments, priority, sending FROM outbox WHERE status = 'pending'"
+                " AND (? IS NULL OR conversation_id = ?) ORDER BY priority, id LIMIT ?",
+                (conversation_id, conversation_id, limit),
             ).fetchall()
         )
         return [
             OutboundItem(
                 r[0], r[1], r[2], r[3], r[4], buttons_from_json(json.loads(r[5])), r[6],
-                files_from_json(json.loads(r[7])), r[8],
+                files_from_json(json.loads(r[7])), r[8], uncertain=bool(r[9]),
             )
             for r in rows
         ]  # fmt: skip
+
+    async def outbox_sending(self, item_id: int) -> None:
+        await self._run(
+            lambda db: db.execute("UPDATE outbox SET sending = 1 WHERE id = ?", (item_id,))
+        )
 
     async def outbox_done(
         self, item_id: int, *, platform_message_id: str | None = None, error: str | None = None
@@ -596,7 +608,7 @@ class SqliteStore(Store):
         await self._run(
             lambda db: db.execute(
                 "UPDATE outbox SET status = ?, platform_message_id = ?, last_error = ?,"
-                " updated_at = ? WHERE id = ?",
+                " updated_at = ?, sending = 0 WHERE id = ?",
                 (status, platform_message_id, error, _now().isoformat(), item_id),
             )
         )
@@ -604,8 +616,8 @@ class SqliteStore(Store):
     async def outbox_attempt_failed(self, item_id: int, error: str) -> None:
         await self._run(
             lambda db: db.execute(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, updated_at = ?"
-                " WHERE id = ?",
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, updated_at = ?,"
+                " sending = 0 WHERE id = ?",
                 (error[:2000], _now().isoformat(), item_id),
             )
         )
