@@ -6,6 +6,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from redis.asyncio import Redis
+
 from bot.abuse import EXTRA as ABUSE
 from bot.abuse import AbuseLimits, attach_abuse
 from bot.billing import Billing
@@ -58,6 +60,7 @@ from bot.selfservice.service import AccountActions
 from bot.storage.base import Locks, Store
 from bot.storage.files import FileStore, FilesystemFileStore
 from bot.storage.memory_locks import MemoryLocks
+from bot.storage.redis.client import connect as connect_redis
 from bot.storage.sqlite import SqliteStore
 from bot.visits.schedule import load_visit_slots
 from bot.visits.service import VISITS, VisitService
@@ -159,6 +162,7 @@ class Services:
     abuse: AbuseLimits | None = None  # limits across conversations (bot/abuse.py), maybe on Redis
     retention: Retention | None = None  # BOT_RETENTION_DAYS: old data deleted daily (start())
     leases: Leases | None = None  # long polling in one process at a time (REDIS_URL)
+    redis: Redis | None = None  # the one client every Redis-backed part shares (REDIS_URL)
 
     async def start(self) -> None:
         """Background work: channels (long polling), unanswered inbounds, unsent replies."""
@@ -209,6 +213,8 @@ class Services:
         await self.billing.close()
         await self.oplog.close()
         await self.store.close()
+        if self.redis is not None:
+            await self.redis.aclose()  # last: every Redis-backed part above used it
 
 
 def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
@@ -228,6 +234,8 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
     billing = build_billing(settings, catalog, translator)
     if nlu is None:
         nlu = build_nlu(catalog, flows_dir=settings.flows_dir, threshold=settings.nlu_threshold)
+    # One client (one connection pool) for every Redis-backed part; None: embedded defaults.
+    redis = connect_redis(settings.redis_url) if settings.redis_url else None
     store = SqliteStore(path=settings.sqlite_path)
     files = FilesystemFileStore(files_folder(settings))
     locks = MemoryLocks()
@@ -329,5 +337,5 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
         settings, catalog, billing, store, locks, translator, nlu, engine, metrics, gateway,
         outbox, ingress, channels, operators, handoff, files, account_actions, oplog, notices,
         requests, requests_webhook, outages, visits,
-        audit=AuditLog(default_audit_path(settings)), abuse=abuse, leases=leases,
+        audit=AuditLog(default_audit_path(settings)), abuse=abuse, leases=leases, redis=redis,
     )  # fmt: skip
