@@ -69,6 +69,21 @@ def _networks(env: Mapping[str, str], name: str) -> tuple[IPNetwork, ...]:
     return tuple(found)
 
 
+def _addresses(env: Mapping[str, str], name: str) -> tuple[tuple[str, int], ...]:
+    """``host:port,host:port`` (an IPv6 host in brackets: ``[::1]:26379``)."""
+    found: list[tuple[str, int]] = []
+    for part in (env.get(name) or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        host, _, port = part.rpartition(":")
+        host = host.strip("[]")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"{name}: {part!r} is not host:port")
+        found.append((host, int(port)))
+    return tuple(found)
+
+
 def _optional_days(env: Mapping[str, str], name: str) -> int | None:
     if not env.get(name):
         return None
@@ -136,6 +151,15 @@ class Settings:
     # With REDIS_URL: how long a killed process keeps long polling's lease (bot/leases.py), i.e.
     # how long no process polls after a SIGKILL; a clean stop hands it over at once.
     polling_lease_ttl: float = 15.0
+    # Instead of REDIS_URL: the Sentinels that know which server is the master now (host:port
+    # each) and the name they watch it under; a failover then needs no change of settings.
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    redis_sentinel_master: str | None = None
+
+    @property
+    def uses_redis(self) -> bool:
+        """Several processes share one Redis (REDIS_URL or the Sentinels); False: embedded."""
+        return bool(self.redis_url or self.redis_sentinels)
 
     @property
     def sqlite_path(self) -> Path:
@@ -149,7 +173,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         base = cls()
-        return replace(
+        settings = replace(
             base,
             data_dir=Path(env.get("BOT_DATA_DIR") or base.data_dir),
             var_dir=Path(env.get("BOT_VAR_DIR") or base.var_dir),
@@ -187,7 +211,15 @@ class Settings:
             retention_days=_optional_days(env, "BOT_RETENTION_DAYS"),
             redis_url=env.get("REDIS_URL") or None,
             polling_lease_ttl=_float(env, "BOT_POLLING_LEASE_TTL", base.polling_lease_ttl),
+            redis_sentinels=_addresses(env, "REDIS_SENTINELS"),
+            redis_sentinel_master=env.get("REDIS_SENTINEL_MASTER") or None,
             turn_timeout=_float(env, "BOT_TURN_TIMEOUT", base.turn_timeout),
             shutdown_timeout=_float(env, "BOT_SHUTDOWN_TIMEOUT", base.shutdown_timeout),
             log_level=(env.get("BOT_LOG_LEVEL") or base.log_level).upper(),
         )
+        if bool(settings.redis_sentinels) != bool(settings.redis_sentinel_master):
+            raise ConfigError("REDIS_SENTINELS and REDIS_SENTINEL_MASTER are set together")
+        if settings.redis_sentinels and settings.redis_url:
+            # Two answers to "which Redis": the gateway would have to guess which one is meant.
+            raise ConfigError("set REDIS_URL or REDIS_SENTINELS, not both")
+        return settings
