@@ -11,12 +11,16 @@ outbox holds, ``/healthz`` fails). redis-py reconnects by itself on the next cal
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from redis.asyncio import Redis
+from redis.asyncio.sentinel import Sentinel
 from redis.exceptions import RedisError, ResponseError
 
 from bot.storage.health import StoreHealth, StoreUnavailable
+
+if TYPE_CHECKING:
+    from bot.config import Settings
 
 T = TypeVar("T")
 
@@ -25,16 +29,57 @@ CONNECT_TIMEOUT_SECONDS = 2.0
 COMMAND_TIMEOUT_SECONDS = 5.0
 
 
+def _options(options: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
+        "socket_timeout": COMMAND_TIMEOUT_SECONDS,
+        "health_check_interval": 30,
+        **options,  # a caller with a tighter budget (the polling lease) overrides the defaults
+    }
+
+
 def connect(url: str, **options: Any) -> Redis:
     """A client for ``url`` (``redis://``, ``rediss://``, ``unix://``) that returns bytes.
     Timeouts bound every call; redis-py retries a dropped connection once by itself."""
-    return Redis.from_url(
-        url,
-        socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
-        socket_timeout=COMMAND_TIMEOUT_SECONDS,
-        health_check_interval=30,
-        **options,
-    )
+    return Redis.from_url(url, **_options(options))
+
+
+def connect_sentinel(sentinels: tuple[tuple[str, int], ...], master: str, **options: Any) -> Redis:
+    """A client for the master the Sentinels name ``master`` now. It asks them again whenever a
+    connection is made, so after a failover (the old master gone, or answering READONLY, which
+    ``RedisCalls`` reports as the store unavailable) the next call reaches the new master."""
+    timeouts = {
+        "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
+        "socket_timeout": CONNECT_TIMEOUT_SECONDS,
+    }
+    # redis-py leaves Sentinel's constructor unannotated; master_for returns a Redis.
+    sentinel = Sentinel(list(sentinels), sentinel_kwargs=timeouts, **_options(options))  # type: ignore[no-untyped-call]
+    client: Redis = sentinel.master_for(master, redis_class=Redis)
+    return client
+
+
+def connect_from_settings(settings: Settings, **options: Any) -> Redis | None:
+    """The Redis of these settings: REDIS_URL, or the master the Sentinels of REDIS_SENTINELS
+    know as REDIS_SENTINEL_MASTER; None when neither is set (the embedded default)."""
+    if settings.redis_url:
+        return connect(settings.redis_url, **options)
+    if settings.redis_sentinels and settings.redis_sentinel_master:
+        return connect_sentinel(settings.redis_sentinels, settings.redis_sentinel_master, **options)
+    return None
+
+
+def limits_uri(settings: Settings) -> str | None:
+    """The same Redis as a URI for a library that takes one (the abuse limits' ``limits``):
+    REDIS_URL as it is, or ``redis+sentinel://host:port,host:port/master``."""
+    if settings.redis_url:
+        return settings.redis_url
+    if settings.redis_sentinels and settings.redis_sentinel_master:
+        hosts = ",".join(
+            f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            for host, port in settings.redis_sentinels
+        )
+        return f"redis+sentinel://{hosts}/{settings.redis_sentinel_master}"
+    return None
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
