@@ -37,9 +37,23 @@ def demo_nlu() -> Nlu:
     )
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--store",
+        choices=("sqlite", "redis"),
+        default="sqlite",
+        help="backend of the gateway the `settings` fixture builds: the embedded SQLite "
+        "(default) or a private Redis (REDIS_URL), to run the same dialog suites on both",
+    )
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return replace(Settings(), var_dir=tmp_path / "var", identity_secret=IDENTITY_SECRET)
+def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    built = replace(Settings(), var_dir=tmp_path / "var", identity_secret=IDENTITY_SECRET)
+    if request.config.getoption("--store") == "redis":
+        # A fresh, emptied Redis per test (tests/redis_server.py), like a fresh var dir.
+        built = replace(built, redis_url=request.getfixturevalue("redis_url"))
+    return built
 
 
 @pytest.fixture
