@@ -82,6 +82,13 @@ def limits_uri(settings: Settings) -> str | None:
     return None
 
 
+# Answers of a Redis that cannot take the call just now: a replica after a failover (READONLY),
+# loading its AOF after a restart (LOADING), a long script (BUSY), a master that sees too few
+# replicas under ``min-replicas-to-write`` (NOREPLICAS) or a replica cut off from its master
+# (MASTERDOWN).
+UNAVAILABLE_ERRORS = ("READONLY", "LOADING", "BUSY", "NOREPLICAS", "MASTERDOWN")
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, ResponseError) and str(exc).startswith("OOM")
 
@@ -99,7 +106,7 @@ class RedisCalls:
         try:
             result = await call()
         except ResponseError as exc:
-            if is_out_of_memory(exc) or str(exc).startswith(("READONLY", "LOADING", "BUSY")):
+            if is_out_of_memory(exc) or str(exc).startswith(UNAVAILABLE_ERRORS):
                 self.health.failed(op, type(exc).__name__)
                 raise StoreUnavailable(
                     op, "out of memory" if is_out_of_memory(exc) else str(exc).split(" ", 1)[0]
