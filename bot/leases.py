@@ -219,11 +219,12 @@ class Leases:
         *,
         ttl: float = DEFAULT_TTL,
         metrics: Metrics | None = None,
+        client: Redis | None = None,  # instead of redis_url (Sentinel); closed by aclose
     ) -> None:
         self.ttl = ttl
         self._metrics = metrics
         self._redis: Redis | None = (
-            Redis.from_url(redis_url, **REDIS_OPTIONS) if redis_url else None
+            Redis.from_url(redis_url, **REDIS_OPTIONS) if redis_url else client
         )
         if metrics is not None:
             register_metrics(metrics)
