@@ -132,6 +132,10 @@ def _storage(uri: str) -> Any:
         **REDIS_OPTIONS,
         "retry": Retry(ExponentialBackoff(cap=0.05, base=0.01), REDIS_RETRIES),
     }
+    if "sentinel" in uri.split("://", 1)[0]:
+        # Counters are read from the master too: a replica lags, and a limit checked on a stale
+        # count lets a burst through.
+        options["use_replicas"] = False
     # redispy: the pinned ``redis`` client (the library's default, coredis, is not installed).
     return storage_from_string(
         uri, implementation="redispy", key_prefix=KEY_PREFIX, wrap_exceptions=True, **options
