@@ -38,6 +38,7 @@ from bot.intents.classifier import LinearIntentClassifier, load_examples
 from bot.intents.entities import EntityExtractor
 from bot.intents.names import INTENTS
 from bot.intents.nlu import Nlu
+from bot.leases import REDIS_OPTIONS as LEASE_REDIS_OPTIONS
 from bot.leases import Leases
 from bot.metrics import Metrics
 from bot.models import Text
@@ -60,7 +61,7 @@ from bot.selfservice.service import AccountActions
 from bot.storage.base import Locks, Store
 from bot.storage.files import FileStore, FilesystemFileStore
 from bot.storage.memory_locks import MemoryLocks
-from bot.storage.redis.client import connect as connect_redis
+from bot.storage.redis.client import connect_from_settings, limits_uri
 from bot.storage.sqlite import SqliteStore
 from bot.visits.schedule import load_visit_slots
 from bot.visits.service import VISITS, VisitService
@@ -235,7 +236,7 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
     if nlu is None:
         nlu = build_nlu(catalog, flows_dir=settings.flows_dir, threshold=settings.nlu_threshold)
     # One client (one connection pool) for every Redis-backed part; None: embedded defaults.
-    redis = connect_redis(settings.redis_url) if settings.redis_url else None
+    redis = connect_from_settings(settings)  # REDIS_URL or REDIS_SENTINELS
     store = SqliteStore(path=settings.sqlite_path)
     files = FilesystemFileStore(files_folder(settings))
     locks = MemoryLocks()
@@ -245,7 +246,7 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
     register_ingress_metrics(metrics)
     store.health.attach(metrics)  # store_failing, store_errors_total
     abuse = AbuseLimits(  # across conversations, and across processes on REDIS_URL
-        metrics=metrics, secret=settings.identity_secret, storage_uri=settings.redis_url
+        metrics=metrics, secret=settings.identity_secret, storage_uri=limits_uri(settings)
     )
     notifier = FileNotifier(folder=settings.var_dir / "notifications")
     oplog = SqliteOperationLog(settings.var_dir / "operations.sqlite3")
@@ -298,7 +299,12 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
     channels: dict[str, Channel] = {}  # filled below; the outbox reads it when sending
     outbox = Outbox(store=store, channels=channels, metrics=metrics)
     ingress = Ingress(store=store, gateway=gateway, outbox=outbox, metrics=metrics)
-    leases = Leases(settings.redis_url, ttl=settings.polling_lease_ttl, metrics=metrics)
+    leases = Leases(
+        None,  # its own client: lease commands have a tighter timeout than the store's
+        client=connect_from_settings(settings, **LEASE_REDIS_OPTIONS),
+        ttl=settings.polling_lease_ttl,
+        metrics=metrics,
+    )
     channels.update(
         build_channels(ChannelDeps(settings, ingress, store, translator, files, leases=leases))
     )
