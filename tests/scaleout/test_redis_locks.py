@@ -72,15 +72,19 @@ async def test_a_holder_that_loses_its_lease_is_stopped_before_committing(
     locks = RedisLocks(clients[0], ttl=0.6, metrics=metrics)
     other = RedisLocks(clients[1], ttl=5.0)
     committed: list[str] = []
-    with pytest.raises(LeaseLost):
+    key = locks.leases.key(CONVERSATION)
+
+    async def turn() -> None:
         async with locks.hold(CONVERSATION):
-            key = locks.leases.key(CONVERSATION)
             assert fencing(CONVERSATION) is not None
             # Another process overwrote it (say the holder stalled past the ttl and the lease
             # was taken): the next renewal finds a foreign token.
             await clients[1].set(key, "someone-else")
             await asyncio.sleep(2.0)  # the turn's slow work; it must not get past this
             committed.append("turn")
+
+    with pytest.raises(LeaseLost):
+        await turn()
     assert committed == []
     assert metrics.value(LOST_METRIC, lease="turn") == 1
     assert fencing(CONVERSATION) is None
