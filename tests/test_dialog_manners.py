@@ -245,7 +245,7 @@ async def test_nobody_online_is_told_so_and_offered_a_call_back(
 
 async def test_with_an_operator_online_the_wait_is_told(say: Say, services: Services) -> None:
     await services.operators.add(Operator("anna", "Анна", departments=("general",)), "secret pw 1")
-    services.handoff.set_online("anna", True)
+    await services.handoff.set_online("anna", True)
     # Anna is busy with as many chats as she takes, so the next customers wait in line.
     anna = await services.operators.get("anna")
     assert anna is not None

@@ -10,6 +10,8 @@ them with the signed identity of CONTRACTS.md in the first frame.
 The transcript is the source of truth: on every (re)connect the server sends the conversation
 so far, and ``send`` pushes the transcript entries a socket has not seen yet. A reply delivered
 while no tab is open is simply shown on the next connect, and a reply is never shown twice.
+With several gateway processes (``REDIS_URL``) a reply sent by another process reaches the tabs
+held here through ``bot/channels/widget_relay.py`` (a Redis pub/sub nudge per session).
 
 Protocol (JSON text frames):
   client -> server  {"type": "hello", "locale": "ru", "identity": {"contract_number", "hash"}}
@@ -64,11 +66,13 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import BodyPartReader, WSCloseCode, WSMsgType, web
 from aiohttp.http_exceptions import HttpProcessingError
+from redis.asyncio import Redis
 
 from bot.abuse import CLIENT_FIELD, AbuseLimits, Refusal, SocketLease
 from bot.channels.base import Capabilities, Channel, OutboundMessage, RateLimit
 from bot.channels.files import ChannelFiles
 from bot.channels.inbound_files import sniff as sniff_content
+from bot.channels.widget_relay import WidgetRelay
 from bot.client_address import client_address
 from bot.config import IPNetwork
 from bot.files import file_response
@@ -330,6 +334,11 @@ class WidgetChannel(Channel):
         self._script_etag = '"' + hashlib.sha256(script).hexdigest()[:32] + '"'
         self._demo = _static("demo.html").encode()
         self._sockets: dict[str, set[_Socket]] = {}
+        self._relay: WidgetRelay | None = None  # several processes: bot/channels/widget_relay.py
+
+    def attach_relay(self, redis: Redis) -> None:
+        """Replies sent by other processes reach this process's tabs (REDIS_URL)."""
+        self._relay = WidgetRelay(redis, self._nudged, self._push_everywhere)
 
     def attach_abuse(self, limits: AbuseLimits) -> None:
         self._abuse = limits
@@ -418,6 +427,8 @@ class WidgetChannel(Channel):
         try:
             async with sock.lock:  # a reply pushed meanwhile waits for the history
                 self._sockets.setdefault(session, set()).add(sock)
+                if self._relay is not None:  # before the history: no reply falls in between
+                    await self._relay.hold(session)
                 await self._send_history(sock, key)
             async for message in ws:
                 if message.type == WSMsgType.TEXT:
@@ -436,6 +447,8 @@ class WidgetChannel(Channel):
                 tabs.discard(sock)
                 if not tabs:
                     del self._sockets[session]
+                    if self._relay is not None:
+                        await self._relay.release(session)
 
     async def _hello(self, ws: web.WebSocketResponse) -> Mapping[str, Any] | None:
         """The first frame when it is a hello, through the same bounded parser as the rest."""
@@ -711,11 +724,21 @@ class WidgetChannel(Channel):
         """Push what the session's open tabs have not seen. The reply is already in the
         transcript (committed with the turn), so with no tab open there is nothing to do: the
         next connect shows it."""
-        sockets = list(self._sockets.get(message.chat_id, ()))
-        conversation_id = conversation_key(message.chat_id).id
-        for sock in sockets:
-            await self._push_new(sock, conversation_id)
+        await self._nudged(message.chat_id)
+        if self._relay is not None:  # tabs of this session held by other processes
+            await self._relay.nudge(message.chat_id)
         return None
+
+    async def _nudged(self, session: str) -> None:
+        """Push what this process's tabs of ``session`` have not seen yet."""
+        conversation_id = conversation_key(session).id
+        for sock in list(self._sockets.get(session, ())):
+            await self._push_new(sock, conversation_id)
+
+    async def _push_everywhere(self) -> None:
+        """After a lost connection to Redis: nudges may have been missed, by any tab."""
+        for session in list(self._sockets):
+            await self._nudged(session)
 
     async def _shutdown(self, app: web.Application) -> None:
         await self.close()
@@ -733,6 +756,8 @@ class WidgetChannel(Channel):
         for sock in sockets:
             with contextlib.suppress(Exception):
                 await sock.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+        if self._relay is not None:
+            await self._relay.close()
 
 
 async def _holds(store: Store, session: str, file_id: str) -> bool:

@@ -125,7 +125,7 @@ class OperatorApi:
         status = (await self._body(request)).get("status")
         if status not in ("online", "away"):
             raise HandoffError("status must be online or away", 400)
-        self._service.set_online(operator.login, status == "online")
+        await self._service.set_online(operator.login, status == "online")
         if status == "online":
             await self._service.assign_waiting()
         return json_response({"status": status})

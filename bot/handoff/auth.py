@@ -18,7 +18,7 @@ import contextlib
 import hmac
 import json
 import math
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -49,7 +49,7 @@ from bot.untrusted import SHORT_TEXT_LIMIT, UntrustedInput, loads
 
 OPERATORS = web.AppKey("operators", OperatorStore)
 # Presence lives in the handoff service; /me reports it so a reloaded console shows the truth.
-STATUS_OF: web.AppKey[Callable[[str], str]] = web.AppKey("operator_status_of")
+STATUS_OF: web.AppKey[Callable[[str], Awaitable[str]]] = web.AppKey("operator_status_of")
 
 SESSION_COOKIE = "op_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -321,7 +321,7 @@ async def me(request: web.Request) -> web.Response:
     await authorized(request, write=False)
     session = await current_session(request)
     status_of = request.app.get(STATUS_OF)
-    status = status_of(session.operator.login) if status_of else "away"
+    status = await status_of(session.operator.login) if status_of else "away"
     response = json_response(
         {
             "operator": session.operator.as_json(),

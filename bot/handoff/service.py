@@ -14,7 +14,7 @@ import itertools
 import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +24,7 @@ from bot.handoff.config import HandoffConfig
 from bot.handoff.events import EventHub
 from bot.handoff.messages import message_json
 from bot.handoff.operators import Operator, OperatorStore
+from bot.handoff.presence import MemoryPresence, Presence
 from bot.i18n import Translator
 from bot.metrics import Metrics
 from bot.models import (
@@ -51,12 +52,6 @@ class HandoffError(Exception):
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
         self.status = status
-
-
-@dataclass
-class _Presence:
-    online: bool = False
-    last_assigned: float = 0.0
 
 
 def register_metrics(metrics: Metrics) -> None:
@@ -89,6 +84,7 @@ class HandoffService:
         delivers: Callable[[str], bool],
         notify_outbox: Callable[[], None],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        presence: Presence | None = None,
     ) -> None:
         self._store = store
         self._locks = locks
@@ -102,7 +98,11 @@ class HandoffService:
         self._delivers = delivers
         self._notify_outbox = notify_outbox
         self._clock = clock
-        self._presence: dict[str, _Presence] = {}
+        # Who is online: this process's memory, or Redis shared by every process (REDIS_URL).
+        self.presence: Presence = presence if presence is not None else MemoryPresence()
+        # When each operator last got a chat, for "least busy" ties: this process's view only
+        # (a tie-break, not a rule; sharing it would cost a Redis write per assignment).
+        self._last_assigned: dict[str, float] = {}
         self._round_robin = itertools.count()
         self._ticks = Periodic("handoff", self.tick, every=5.0, failure="handoff tick failed")
 
@@ -148,20 +148,21 @@ class HandoffService:
         return self._clock()
 
     # --- operator presence -------------------------------------------------------------------
-    def set_online(self, login: str, online: bool) -> None:
-        self._presence.setdefault(login, _Presence()).online = online
+    async def set_online(self, login: str, online: bool) -> None:
+        await self.presence.set_online(login, online)
 
-    def is_online(self, login: str) -> bool:
-        presence = self._presence.get(login)
-        return bool(presence and presence.online)
+    async def is_online(self, login: str) -> bool:
+        return login in await self.presence.online_of((login,))
+
+    async def _online_operators(self) -> list[Operator]:
+        """Operators online now (and not disabled), in whichever process they went online."""
+        enabled = [o for o in await self._operators.list() if not o.disabled]
+        online = await self.presence.online_of(o.login for o in enabled)
+        return [o for o in enabled if o.login in online]
 
     async def online_in(self, department: str) -> int:
         """Operators of the department who are online now (and not disabled)."""
-        return sum(
-            1
-            for o in await self._operators.list()
-            if not o.disabled and department in o.departments and self.is_online(o.login)
-        )
+        return sum(1 for o in await self._online_operators() if department in o.departments)
 
     # --- operator actions ---------------------------------------------------------------------
     async def claim(self, conversation_id: str, operator: Operator) -> None:
@@ -287,9 +288,7 @@ class HandoffService:
         for e in entries:
             if e.operator:
                 load[e.operator] = load.get(e.operator, 0) + 1
-        operators = [
-            o for o in await self._operators.list() if not o.disabled and self.is_online(o.login)
-        ]
+        operators = await self._online_operators()
         for entry in entries:
             if entry.operator is not None:
                 continue
@@ -316,7 +315,7 @@ class HandoffService:
             free,
             key=lambda o: (
                 load.get(o.login, 0),
-                self._presence.get(o.login, _Presence()).last_assigned,
+                self._last_assigned.get(o.login, 0.0),
             ),
         )
 
@@ -336,6 +335,7 @@ class HandoffService:
 
     async def close(self) -> None:
         await self._ticks.close()
+        await self.presence.close()
 
     # --- helpers ------------------------------------------------------------------------------
     async def _return_to_queue(self, entry: QueueEntry) -> None:
@@ -354,9 +354,7 @@ class HandoffService:
         await self._commit(conversation, [notice])
         waited = (self._clock() - entry.queued_at).total_seconds()
         self._metrics.observe("queue_wait_seconds", waited, department=entry.department)
-        self._presence.setdefault(
-            operator.login, _Presence()
-        ).last_assigned = asyncio.get_running_loop().time()
+        self._last_assigned[operator.login] = asyncio.get_running_loop().time()
         self.events.publish({"type": "queue"})
         self.events.publish({
             "type": "conversation", "conversation_id": entry.conversation_id,

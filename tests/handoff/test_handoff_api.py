@@ -205,7 +205,7 @@ async def test_online_operator_gets_chats_automatically_and_timeouts_return_them
         seconds=services.handoff.config.answer_timeout_seconds + 1
     )  # type: ignore[operator]
     services.handoff._clock = lambda: later
-    services.handoff.set_online("anna", False)  # away: the chat must go back, not to her again
+    await services.handoff.set_online("anna", False)  # away: the chat goes back, not to her
     await services.handoff.tick()
     entry = await services.store.queue_get("rest:c-6:c-6")
     assert entry is not None
