@@ -212,7 +212,11 @@ def create_app(settings: Settings, *, services: Services | None = None) -> web.A
         app, built.operators, close_store=False,  # closed with the services
         trusted_proxies=settings.trusted_proxies, audit_log=built.audit, metrics=built.metrics,
     )  # fmt: skip
-    app[STATUS_OF] = lambda login: "online" if built.handoff.is_online(login) else "away"
+
+    async def status_of(login: str) -> str:  # online in any process (shared presence)
+        return "online" if await built.handoff.is_online(login) else "away"
+
+    app[STATUS_OF] = status_of
     OperatorApi(
         service=built.handoff,
         store=built.store,
