@@ -15,6 +15,7 @@ from bot.billing.ledger import ledger_path, open_ledger
 from bot.catalog.catalog import Catalog, load_catalog
 from bot.channels.base import Channel
 from bot.channels.registry import ChannelDeps, build_channels
+from bot.channels.widget_relay import attach_relay
 from bot.config import ConfigError, Settings
 from bot.dialog.actions import ACTIONS
 from bot.dialog.actions.callback import DEPARTMENTS, departments_lookup
@@ -29,6 +30,8 @@ from bot.handoff.audit import AuditLog, default_audit_path
 from bot.handoff.config import load_handoff_config
 from bot.handoff.events import EventHub
 from bot.handoff.operators import OperatorStore, SqliteOperatorStore, default_operators_path
+from bot.handoff.presence import RedisPresence
+from bot.handoff.redis_events import RedisEventHub
 from bot.handoff.service import HandoffService
 from bot.handoff.service import register_metrics as register_handoff_metrics
 from bot.i18n import LocaleError, Translator, load_translator
@@ -214,6 +217,7 @@ class Services:
         await self.billing.close()
         await self.oplog.close()
         await self.store.close()
+        await self.handoff.events.close()
         if self.redis is not None:
             await self.redis.aclose()  # last: every Redis-backed part above used it
 
@@ -253,7 +257,8 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
     account_actions = AccountActions(billing=billing, catalog=catalog, oplog=oplog, locks=locks)
     outage_store = SqliteOutageStore(settings.outages_path, catalog=catalog)
     outages = OutageService(store=outage_store, notices=None, seed=known_outages)
-    events = EventHub()  # consoles hear of conversations and of requests
+    # Consoles hear of conversations and of requests; on Redis, those of every process.
+    events = EventHub() if redis is None else RedisEventHub(redis)
     requests, requests_webhook = build_requests(settings, events)
     visits = VisitService(
         store=SqliteVisitStore(settings.var_dir / "visits.sqlite3"),
@@ -309,6 +314,8 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
         build_channels(ChannelDeps(settings, ingress, store, translator, files, leases=leases))
     )
     attach_abuse(channels.values(), abuse)  # the widget's sockets, frames and uploads
+    if redis is not None:  # a reply sent by any process reaches the tab wherever it is open
+        attach_relay(channels.values(), redis)
     operators = SqliteOperatorStore(default_operators_path(settings))
     register_handoff_metrics(metrics)
     handoff = HandoffService(
@@ -323,6 +330,7 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
         billing=billing,
         delivers=lambda channel: channel in channels,
         notify_outbox=outbox.notify,
+        presence=RedisPresence(redis) if redis is not None else None,  # shared by processes
     )
     gateway.attach_handoff(handoff)
     log.info(
