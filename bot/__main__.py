@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 import uuid
@@ -64,6 +65,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     _setup_logging(settings.log_level)
+    if args.workers != 1:  # a supervisor of N children (bot/workers.py); it serves nothing
+        from bot.workers import supervise
+
+        return supervise(settings, args.workers, data=args.data)
     app = create_app(settings)
     asyncio.run(_serve(app, settings))
     return 0
@@ -79,11 +84,15 @@ async def _serve(app: web.Application, settings: Settings) -> None:
     drains (bot/shutdown.py) before the services close."""
     from bot.app import SERVICES
     from bot.shutdown import drain
+    from bot.workers import WORKER_INDEX_ENV
+
+    # A child of --workers shares the port with its siblings; a lone process binds it alone.
+    reuse_port = True if WORKER_INDEX_ENV in os.environ else None
 
     runner = web.AppRunner(app, shutdown_timeout=CLOSE_CONNECTIONS_SECONDS)
     await runner.setup()
     try:
-        await web.TCPSite(runner, settings.host, settings.port).start()
+        await web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port).start()
         base = f"http://{settings.host}:{settings.port}"
         print(f"Gateway on {base} (catalog: {settings.data_dir}, store: {settings.sqlite_path})")
         for path, what in (
@@ -296,6 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data", help="catalog directory (DATA_FORMAT.md); default: the demo")
     run.add_argument("--host")
     run.add_argument("--port", type=int)
+    run.add_argument(
+        "--workers", type=int, default=1,
+        help="N gateway processes sharing the port (Linux; needs REDIS_URL): docs/deploy.md",
+    )  # fmt: skip
     run.set_defaults(func=cmd_run)
 
     chat = sub.add_parser("chat", help="talk to the bot in the terminal (scriptable from stdin)")
