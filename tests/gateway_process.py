@@ -8,7 +8,7 @@ import asyncio
 import os
 import socket
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import aiohttp
@@ -27,15 +27,22 @@ def free_port() -> int:
 
 
 async def start_gateway(
-    http: aiohttp.ClientSession, *, port: int, settings: Mapping[str, str], log: Path, name: str
+    http: aiohttp.ClientSession,
+    *,
+    port: int,
+    settings: Mapping[str, str],
+    log: Path,
+    name: str,
+    args: Sequence[str] = (),
 ) -> asyncio.subprocess.Process:
-    """Start the gateway with ``settings`` (environment variables) and wait until it is healthy;
-    its stderr goes to ``log``. The test fails with that log if it exits during start-up."""
+    """Start the gateway with ``settings`` (environment variables) and more ``args`` for
+    ``run`` (``--workers 2``), and wait until it is healthy; its stderr goes to ``log``. The
+    test fails with that log if it exits during start-up."""
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith(FOREIGN_ENV)}
     env.update(settings, PYTHONUNBUFFERED="1", NO_PROXY="*")
     with log.open("ab") as err:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "run", "--host", "127.0.0.1", "--port", str(port),
+            sys.executable, "-m", "bot", "run", "--host", "127.0.0.1", "--port", str(port), *args,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=err,
             cwd=ROOT, env=env,
         )  # fmt: skip
