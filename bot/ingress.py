@@ -19,6 +19,16 @@ fault: ``accept`` raises it (the webhook answers 503 and the platform delivers a
 turn that cannot be committed is retried in place, with a backoff, for as long as the store
 fails, never given up: the message was acknowledged and must be answered.
 
+Several processes on one Redis (``work``: REDIS_URL with a shared store). ``accept`` records the
+inbound and announces its conversation on the inbox stream (bot/storage/redis/streams.py);
+whichever process reads the entry drains the conversation under its ``ingress`` lease
+(bot/storage/redis/locks.py): every pending inbound of it, in id order, until none is left, each
+through the same ``_process`` as the embedded path. So a conversation is answered in one process
+at a time and in order; a process killed mid-turn leaves its entries unacknowledged and its
+lease to expire, and another process drains the conversation: the dead turn was not committed
+(its inbound is still pending) or was (it is done, and not answered again).
+Without ``work`` (embedded, one process) the queues are in memory as before.
+
 Shutting down (SIGTERM, bot/shutdown.py) the ingress drains: ``accept`` refuses with
 ``Draining`` (the webhook answers 503 and the platform delivers again, to another process or
 after the restart), while the inbounds already accepted are still answered.
@@ -42,6 +52,7 @@ from bot.periodic import Periodic
 from bot.shutdown import Draining
 from bot.storage.base import Store
 from bot.storage.health import StoreUnavailable
+from bot.storage.redis.streams import WorkConfig, WorkStream
 from bot.untrusted import DEFAULT_TEXT_LIMIT, MAX_JSON_DEPTH, clean_inbound, clean_text
 
 log = logging.getLogger(__name__)
@@ -92,7 +103,17 @@ def register_metrics(metrics: Metrics) -> None:
 
 
 class Ingress:
-    def __init__(self, *, store: Store, gateway: Gateway, outbox: Outbox, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        gateway: Gateway,
+        outbox: Outbox,
+        metrics: Metrics,
+        work: WorkConfig | None = None,
+    ) -> None:
+        """``work``: share the inbox with other processes on that Redis (the store must be
+        shared too); None: one process, queues in memory."""
         self._store = store
         self._gateway = gateway
         self._outbox = outbox
@@ -108,6 +129,17 @@ class Ingress:
             self._forget_old,
             every=3600.0,
             failure="ingress: forgetting old delivery ids failed",
+        )
+        self._stream = (
+            None
+            if work is None
+            else WorkStream(
+                work,
+                "inbox",
+                lease="ingress",
+                drain=self._drain_conversation,
+                pending=self._pending_conversations,
+            )
         )
 
     @property
@@ -158,12 +190,20 @@ class Ingress:
         if inbox_id is None:
             self._metrics.inc("inbound_duplicates_total", channel=inbound.key.channel)
             return False
-        self._schedule(inbox_id, inbound, 0)
+        if self._stream is not None:
+            # Recorded: from here on losing the process loses nothing (a failed announce is
+            # drained here, a crash before it is found by the other processes' sweep).
+            await self._stream.announce(inbound.key.id)
+        else:
+            self._schedule(inbox_id, inbound, 0)
         return True
 
     async def start(self) -> None:
-        for pending in await self._store.inbox_pending():
-            self._schedule(pending.id, pending.inbound, pending.attempts)
+        if self._stream is not None:
+            await self._stream.start()  # its first sweep takes what was left pending
+        else:
+            for pending in await self._store.inbox_pending():
+                self._schedule(pending.id, pending.inbound, pending.attempts)
         self._janitor.start()
 
     async def _forget_old(self) -> None:
@@ -171,6 +211,8 @@ class Ingress:
 
     async def close(self) -> None:
         await self._janitor.close()
+        if self._stream is not None:
+            await self._stream.close()
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -178,8 +220,31 @@ class Ingress:
                 await task
 
     async def idle(self) -> None:
-        """Wait until every accepted inbound has been processed (tests, shutdown)."""
-        await self._idle.wait()
+        """Wait until every accepted inbound has been processed (tests, shutdown). With other
+        processes: until what was pending when asked is answered or in a live process's hands."""
+        if self._stream is not None:
+            await self._stream.settled()
+        else:
+            await self._idle.wait()
+
+    async def _pending_conversations(self) -> list[str]:
+        return [p.inbound.key.id for p in await self._store.inbox_pending()]
+
+    async def _drain_conversation(self, conversation_id: str) -> None:
+        """With the conversation's ingress lease held: answer its pending inbounds, oldest
+        first, until none is left (ones recorded meanwhile included)."""
+        tried: set[int] = set()
+        while True:
+            pending = [
+                p for p in await self._store.inbox_pending(conversation_id) if p.id not in tried
+            ]
+            if not pending:
+                return
+            for item in pending:
+                # Once per drain: an inbound still pending after its turn (given up, kept for
+                # inspection by a store that lists it) must not be answered in a loop.
+                tried.add(item.id)
+                await self._process(item.id, item.inbound, item.attempts)
 
     def _schedule(self, inbox_id: int, inbound: Inbound, attempts: int) -> None:
         conversation_id = inbound.key.id
@@ -213,7 +278,7 @@ class Ingress:
                 prepare = self._preparers.get(inbound.key.channel)
                 ready = inbound if prepare is None else await prepare(inbound)
                 await self._gateway.handle(ready, inbox_id=inbox_id, deliver=True)
-                self._outbox.notify()
+                self._outbox.notify(inbound.key.id)
                 return
             except StoreUnavailable:
                 # Logged and counted by the store's health; the turn is retried whole (its

@@ -13,7 +13,34 @@ a message the platform accepted but the store could not mark as sent would other
 pending and sent again, over and over (893 duplicates in one measured trial). Such a message is
 remembered here as sent (``_unrecorded``) and never sent again by this process; no further send
 starts; the marks are retried with a backoff, and sending resumes, in order, once they are
-written. Only a restart while held can send such a message twice (the in-flight case)."""
+written. Only a restart while held can send such a message twice (the in-flight case).
+
+A send whose outcome nobody recorded. Each item is marked ``outbox_sending`` just before it is
+handed to the platform; ``outbox_done`` (or a failed attempt) clears the mark. An item read back
+still marked (``OutboundItem.uncertain``: the sender was killed, or the store failed, between the
+platform call and the record) may or may not have reached the customer. It is sent again, never
+dropped: on VK with the same ``random_id`` (derived from the item id and part:
+bot/channels/vk.py), so VK itself drops the copy (``outbox_resent_idempotent_total``); on every
+other platform, which has no such key, the customer may see it twice: counted in
+``outbox_uncertain_total{channel}`` and logged by item id. At most one such item per chat: a
+chat's items are sent one at a time, so only the one in flight can be uncertain.
+
+Several processes on one Redis (``work``). Every chat's items are sent by the process holding the
+conversation's ``send`` lease (bot/storage/redis/locks.py), in order, through the outbox stream
+(bot/storage/redis/streams.py): ``notify(conversation_id)`` (a turn just committed, from the
+ingress) announces the conversation there; a bare ``notify()`` (the handoff service, notices)
+makes this process look for pending rows and drain the conversations nobody sends now; the
+stream's claim and sweep take over a dead sender's chats after the lease ttl. The announce is an
+``XADD`` after the commit, not inside it: a crash between the two leaves rows that only the sweep
+(every ``2 × ttl``) finds, a delay, never a loss; a store that ``XADD``s in its commit script
+would make it immediate (bot/storage/redis/streams.py ``stream_key``).
+
+Rate limits are kept per process (``_Pacer``): with N processes sending, a channel's overall
+budget is up to N × ``RateLimit.overall``, and one chat's spacing holds within a drain but not
+across a hand-over to another process. Set the channel's overall limit to the platform's divided
+by the number of processes (a shared Redis limiter is the better fix: not done yet). The bulk
+lane keeps its rule (a bulk item takes a slot only when it is free now) but runs inside each
+conversation's drain: at most ``max_workers`` conversations per process at once."""
 
 from __future__ import annotations
 
@@ -28,6 +55,7 @@ from bot.channels.fit import fit_message
 from bot.metrics import Metrics
 from bot.storage.base import PRIORITY_BULK, OutboundItem, Store
 from bot.storage.health import StoreUnavailable
+from bot.storage.redis.streams import WorkConfig, WorkStream
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +67,25 @@ BULK_IN_FLIGHT = 4
 # Retrying a failing store while held: soon for a short lock, then no more than every 5 s so
 # a full disk is not hammered (each try of a locked database already waits the busy timeout).
 STORE_RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
+# Channels whose platform drops a repeated send by our idempotency key (VK's ``random_id``):
+# sending an uncertain item again cannot show it twice.
+IDEMPOTENT_CHANNELS = frozenset({"vk"})
 
 
 def register_metrics(metrics: Metrics) -> None:
     metrics.counter("outbox_sent_total", "Platform messages delivered, by channel.")
     metrics.counter("outbox_retries_total", "Send attempts that will be retried, by channel.")
     metrics.counter("outbox_failed_total", "Replies that could not be delivered, by channel.")
+    metrics.counter(
+        "outbox_uncertain_total",
+        "Messages sent again after a send whose outcome was never recorded (a killed sender): "
+        "the customer may see them twice, by channel.",
+    )
+    metrics.counter(
+        "outbox_resent_idempotent_total",
+        "Messages sent again after an unrecorded send with the platform's idempotency key (VK "
+        "random_id): the platform drops the copy, by channel.",
+    )
 
 
 class _Pacer:
@@ -87,7 +128,16 @@ class _Pacer:
 
 
 class Outbox:
-    def __init__(self, *, store: Store, channels: Mapping[str, Channel], metrics: Metrics) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        channels: Mapping[str, Channel],
+        metrics: Metrics,
+        work: WorkConfig | None = None,
+    ) -> None:
+        """``work``: send with other processes on that Redis (the store must be shared too)."""
+        register_metrics(metrics)  # idempotent: the counters below exist whoever wired us
         self._store = store
         self._channels = channels
         self._metrics = metrics
@@ -103,12 +153,28 @@ class Outbox:
         self._recovery: asyncio.Task[None] | None = None
         # Outcomes the platform knows but the store does not yet: id -> (platform ids, error).
         self._unrecorded: dict[int, tuple[str | None, str | None]] = {}
+        self._stream = (
+            None
+            if work is None
+            else WorkStream(
+                work,
+                "outbox",
+                lease="send",
+                drain=self._drain_conversation,
+                pending=self._pending_conversations,
+            )
+        )
 
-    def notify(self) -> None:
-        """New rows were committed: look for them."""
+    def notify(self, conversation_id: str | None = None) -> None:
+        """New rows were committed (for ``conversation_id``, if the caller knows): send them."""
+        if self._stream is not None and conversation_id is not None:
+            self._stream.announce_soon(conversation_id)
+            return
         self._wake.set()
 
     async def start(self) -> None:
+        if self._stream is not None:
+            await self._stream.start()  # its first sweep takes rows left pending
         self._dispatcher = asyncio.create_task(self._dispatch(), name="outbox-dispatch")
         self.notify()  # rows left pending by a previous run
 
@@ -123,6 +189,8 @@ class Outbox:
         return len(self._busy)
 
     async def close(self) -> None:
+        if self._stream is not None:
+            await self._stream.close()
         tasks = [t for t in (self._dispatcher, self._recovery, *self._tasks) if t is not None]
         for task in tasks:
             task.cancel()
@@ -141,7 +209,14 @@ class Outbox:
 
     async def drain(self) -> None:
         """Wait until nothing is pending or in flight (tests, graceful shutdown); callers bound
-        it with ``asyncio.timeout``. Polls the store, the truth about what is pending."""
+        it with ``asyncio.timeout``. Polls the store, the truth about what is pending. With other
+        processes: until what was pending when asked is sent or in a live process's hands."""
+        if self._stream is not None:
+            await self._stream.settled()
+            while True:  # sent, but not yet recorded: the recovery records them
+                if not self._unrecorded:
+                    return
+                await asyncio.sleep(0.02)
         while True:  # the condition lives in the store, so poll it
             if (
                 not self._busy
@@ -159,6 +234,11 @@ class Outbox:
                 continue  # the recovery wakes us
             try:
                 pending = await self._store.outbox_pending()
+                if self._stream is not None:
+                    # Each conversation is sent by its send lease's holder: start a local
+                    # drain for those nobody sends now (the stream covers the rest).
+                    await self._stream.wake_unheld(item.conversation_id for item in pending)
+                    continue
             except StoreUnavailable:
                 self._hold()
                 continue
@@ -185,6 +265,35 @@ class Outbox:
                 if channel not in self._bulk_lanes:
                     self._bulk_lanes.add(channel)
                     self._spawn(self._bulk_lane(channel, items))
+
+    async def _pending_conversations(self) -> list[str]:
+        return [item.conversation_id for item in await self._store.outbox_pending()]
+
+    async def _drain_conversation(self, conversation_id: str) -> None:
+        """With the conversation's send lease held: send its pending items in order (replies,
+        then bulk) until none is left. A store failure holds the outbox and goes up: the
+        stream's worker tries the conversation again later."""
+        while True:
+            await self._store_ok.wait()
+            items = [
+                item
+                for item in await self._store.outbox_pending(conversation_id=conversation_id)
+                if item.id not in self._unrecorded
+            ]
+            if not items:
+                return
+            chat = (items[0].channel, items[0].chat_id)
+            self._busy.add(chat)
+            try:
+                for item in items:
+                    if self.held:
+                        break  # read again once the store works
+                    await self._deliver(item)
+            except StoreUnavailable:
+                self._hold()
+                raise
+            finally:
+                self._busy.discard(chat)
 
     def _spawn(self, work: Coroutine[None, None, None]) -> None:
         task = asyncio.create_task(work)
@@ -264,8 +373,15 @@ class Outbox:
             self._metrics.inc("outbox_failed_total", channel=item.channel)
             return
         parts = fit_message(item.text, item.buttons, item.attachments, channel.capabilities)
+        # Before the platform has it: a sender killed from here on leaves the item uncertain.
+        # Raises (nothing sent) if the store cannot say so.
+        await self._store.outbox_sending(item.id)
+        if item.uncertain:
+            self._count_uncertain(item)
         platform_ids: list[str] = []
         for index, part in enumerate(parts):
+            # The idempotency key is the item's id and part: the same on every resend, which
+            # is what VK's random_id is made from.
             message = OutboundMessage(
                 item.chat_id, part.text, part.buttons, f"{item.id}:{index}", part.attachments
             )
@@ -282,6 +398,21 @@ class Outbox:
                 platform_ids.append(platform_id)
             self._metrics.inc("outbox_sent_total", channel=item.channel)
         await self._record(item, platform_message_id=",".join(platform_ids) or None)
+
+    def _count_uncertain(self, item: OutboundItem) -> None:
+        """An earlier send of ``item`` has no recorded outcome: it is sent again (ids only)."""
+        if item.channel in IDEMPOTENT_CHANNELS:
+            self._metrics.inc("outbox_resent_idempotent_total", channel=item.channel)
+            log.info(
+                "outbox: message %s via %s sent again with its idempotency key (an earlier "
+                "send's outcome is unknown)", item.id, item.channel,
+            )  # fmt: skip
+            return
+        self._metrics.inc("outbox_uncertain_total", channel=item.channel)
+        log.warning(
+            "outbox: message %s via %s sent again; an earlier send's outcome is unknown, so the "
+            "customer may see it twice", item.id, item.channel,
+        )  # fmt: skip
 
     async def _record(
         self,
@@ -360,3 +491,7 @@ class Outbox:
                 with contextlib.suppress(StoreUnavailable):
                     await self._store.outbox_attempt_failed(item.id, str(exc))
                 await asyncio.sleep(delay)
+                # The failed attempt cleared the mark; the retry is in flight again. Best
+                # effort: earlier parts may be out, so a store failure must not abandon it.
+                with contextlib.suppress(StoreUnavailable):
+                    await self._store.outbox_sending(item.id)
