@@ -65,6 +65,7 @@ from bot.storage.base import Locks, Store
 from bot.storage.files import FileStore, FilesystemFileStore
 from bot.storage.memory_locks import MemoryLocks
 from bot.storage.redis.client import connect_from_settings, limits_uri
+from bot.storage.redis.store import RedisStore
 from bot.storage.sqlite import SqliteStore
 from bot.visits.schedule import load_visit_slots
 from bot.visits.service import VISITS, VisitService
@@ -241,7 +242,10 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
         nlu = build_nlu(catalog, flows_dir=settings.flows_dir, threshold=settings.nlu_threshold)
     # One client (one connection pool) for every Redis-backed part; None: embedded defaults.
     redis = connect_from_settings(settings)  # REDIS_URL or REDIS_SENTINELS
-    store = SqliteStore(path=settings.sqlite_path)
+    # One store every process shares on Redis; without it the embedded SQLite file.
+    store: Store = (
+        RedisStore(redis) if redis is not None else SqliteStore(path=settings.sqlite_path)
+    )
     files = FilesystemFileStore(files_folder(settings))
     locks = MemoryLocks()
     metrics = Metrics()
