@@ -151,6 +151,10 @@ class Settings:
     # With REDIS_URL: how long a killed process keeps long polling's lease (bot/leases.py), i.e.
     # how long no process polls after a SIGKILL; a clean stop hands it over at once.
     polling_lease_ttl: float = 15.0
+    # With REDIS_URL: how long a killed process keeps a conversation's leases (its turn, its
+    # inbox, its sends: bot/storage/redis/locks.py), i.e. how long its conversations wait
+    # before another process takes them over; stream entries idle this long are claimed.
+    conversation_lease_ttl: float = 15.0
     # Instead of REDIS_URL: the Sentinels that know which server is the master now (host:port
     # each) and the name they watch it under; a failover then needs no change of settings.
     redis_sentinels: tuple[tuple[str, int], ...] = ()
@@ -211,6 +215,9 @@ class Settings:
             retention_days=_optional_days(env, "BOT_RETENTION_DAYS"),
             redis_url=env.get("REDIS_URL") or None,
             polling_lease_ttl=_float(env, "BOT_POLLING_LEASE_TTL", base.polling_lease_ttl),
+            conversation_lease_ttl=_float(
+                env, "BOT_CONVERSATION_LEASE_TTL", base.conversation_lease_ttl
+            ),
             redis_sentinels=_addresses(env, "REDIS_SENTINELS"),
             redis_sentinel_master=env.get("REDIS_SENTINEL_MASTER") or None,
             turn_timeout=_float(env, "BOT_TURN_TIMEOUT", base.turn_timeout),
