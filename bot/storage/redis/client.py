@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from redis.asyncio import Redis
 from redis.asyncio.sentinel import Sentinel
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import (
+    MasterDownError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+)
 
 from bot.storage.health import StoreHealth, StoreUnavailable
 
@@ -89,8 +95,27 @@ def limits_uri(settings: Settings) -> str | None:
 UNAVAILABLE_ERRORS = ("READONLY", "LOADING", "BUSY", "NOREPLICAS", "MASTERDOWN")
 
 
+# redis-py raises these answers as their own classes with the code cut off the message
+# ("command not allowed when used memory > 'maxmemory'"), so the code is told by the class.
+_UNAVAILABLE_CLASSES: tuple[tuple[type[ResponseError], str], ...] = (
+    (OutOfMemoryError, "OOM"),
+    (ReadOnlyError, "READONLY"),
+    (MasterDownError, "MASTERDOWN"),
+)
+
+
+def _unavailable_code(exc: ResponseError) -> str | None:
+    for cls, code in _UNAVAILABLE_CLASSES:
+        if isinstance(exc, cls):
+            return code
+    text = str(exc)
+    if text.startswith("OOM"):
+        return "OOM"
+    return text.split(" ", 1)[0] if text.startswith(UNAVAILABLE_ERRORS) else None
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
-    return isinstance(exc, ResponseError) and str(exc).startswith("OOM")
+    return isinstance(exc, ResponseError) and _unavailable_code(exc) == "OOM"
 
 
 class RedisCalls:
@@ -106,11 +131,10 @@ class RedisCalls:
         try:
             result = await call()
         except ResponseError as exc:
-            if is_out_of_memory(exc) or str(exc).startswith(UNAVAILABLE_ERRORS):
+            code = _unavailable_code(exc)
+            if code is not None:
                 self.health.failed(op, type(exc).__name__)
-                raise StoreUnavailable(
-                    op, "out of memory" if is_out_of_memory(exc) else str(exc).split(" ", 1)[0]
-                ) from exc
+                raise StoreUnavailable(op, "out of memory" if code == "OOM" else code) from exc
             raise
         except RedisError as exc:
             self.health.failed(op, type(exc).__name__)
