@@ -65,7 +65,9 @@ from bot.storage.base import Locks, Store
 from bot.storage.files import FileStore, FilesystemFileStore
 from bot.storage.memory_locks import MemoryLocks
 from bot.storage.redis.client import connect_from_settings, limits_uri
+from bot.storage.redis.locks import RedisLocks
 from bot.storage.redis.store import RedisStore
+from bot.storage.redis.streams import WorkConfig
 from bot.storage.sqlite import SqliteStore
 from bot.visits.schedule import load_visit_slots
 from bot.visits.service import VISITS, VisitService
@@ -247,8 +249,18 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
         RedisStore(redis) if redis is not None else SqliteStore(path=settings.sqlite_path)
     )
     files = FilesystemFileStore(files_folder(settings))
-    locks = MemoryLocks()
     metrics = Metrics()
+    # On Redis every process shares each conversation's lock, inbox and outbox (issue 11).
+    locks: Locks = (
+        RedisLocks(redis, ttl=settings.conversation_lease_ttl, metrics=metrics)
+        if redis is not None
+        else MemoryLocks()
+    )
+    work = (
+        WorkConfig(redis, lease_ttl=settings.conversation_lease_ttl, metrics=metrics)
+        if redis is not None
+        else None
+    )
     register_metrics(metrics)
     register_outbox_metrics(metrics)
     register_ingress_metrics(metrics)
@@ -306,8 +318,8 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
         turn_timeout=settings.turn_timeout,
     )
     channels: dict[str, Channel] = {}  # filled below; the outbox reads it when sending
-    outbox = Outbox(store=store, channels=channels, metrics=metrics)
-    ingress = Ingress(store=store, gateway=gateway, outbox=outbox, metrics=metrics)
+    outbox = Outbox(store=store, channels=channels, metrics=metrics, work=work)
+    ingress = Ingress(store=store, gateway=gateway, outbox=outbox, metrics=metrics, work=work)
     leases = Leases(
         None,  # its own client: lease commands have a tighter timeout than the store's
         client=connect_from_settings(settings, **LEASE_REDIS_OPTIONS),
