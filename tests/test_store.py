@@ -13,10 +13,13 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 
 from bot.models import Conversation, ConversationKey, Inbound, RenderedButton
 from bot.storage.base import Store, TurnRecord
 from bot.storage.memory_locks import MemoryLocks
+from bot.storage.redis.client import connect
+from bot.storage.redis.store import RedisStore
 from bot.storage.sqlite import SqliteStore
 
 OpenStore = Callable[[], Store]
@@ -32,10 +35,24 @@ ALICE = ConversationKey("telegram", "100", "100")
 BOB = ConversationKey("vk", "200", "201")
 
 
-@pytest.fixture(params=sorted(STORE_BACKENDS))
-def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> OpenStore:
-    factory = STORE_BACKENDS[request.param]
-    return lambda: factory(tmp_path)
+@pytest.fixture(params=[*sorted(STORE_BACKENDS), "redis"])
+async def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[OpenStore]:
+    if request.param != "redis":
+        factory = STORE_BACKENDS[request.param]
+        yield lambda: factory(tmp_path)
+        return
+    # RedisStore shares a client it does not close (bot/services.py closes it): one client per
+    # store opened, closed after the test. Opening twice reaches the same (FLUSHALLed) server.
+    url: str = request.getfixturevalue("redis_url")
+    clients: list[Redis] = []
+
+    def open_redis() -> Store:
+        clients.append(connect(url))
+        return RedisStore(clients[-1])
+
+    yield open_redis
+    for client in clients:
+        await client.aclose()
 
 
 @pytest.fixture
