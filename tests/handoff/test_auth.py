@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from redis.asyncio import Redis
 
 import bot.handoff.operators as operators_module
 from bot.config import Settings
@@ -35,6 +37,7 @@ from bot.handoff.operators import (
     LoginThrottled,
     Operator,
     OperatorError,
+    OperatorStore,
     SqliteOperatorStore,
     ThrottlePolicy,
     add_operator_commands,
@@ -48,6 +51,8 @@ from bot.handoff.operators import (
     default_operators_path,
     hash_password,
 )
+from bot.handoff.redis_operators import RedisOperatorStore
+from bot.storage.redis.client import connect
 
 PASSWORD = "correct horse battery"
 OTHER_PASSWORD = "another long secret"
@@ -75,11 +80,45 @@ def clock() -> Clock:
     return Clock()
 
 
+OpenStore = Callable[..., OperatorStore]
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Every store test runs on both backends: the SQLite file and the shared Redis."""
+    return str(request.param)
+
+
 @pytest.fixture
-async def store(tmp_path: Path, clock: Clock) -> AsyncIterator[SqliteOperatorStore]:
-    opened = SqliteOperatorStore(tmp_path / "var" / "operators.sqlite3", clock=clock)
-    yield opened
-    await opened.close()
+async def open_store(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, clock: Clock
+) -> AsyncIterator[OpenStore]:
+    """Opens a store of the test's backend (with the test's clock) and closes it afterwards."""
+    opened: list[OperatorStore] = []
+    client: Redis | None = None
+    if backend == "redis":
+        client = connect(request.getfixturevalue("redis_url"))  # emptied for this test
+
+    def make(**options: Any) -> OperatorStore:
+        store: OperatorStore
+        if client is not None:
+            store = RedisOperatorStore(client, clock=clock, **options)
+        else:
+            store = SqliteOperatorStore(tmp_path / "var" / "operators.sqlite3", clock=clock,
+                                        **options)  # fmt: skip
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        await store.close()
+    if client is not None:
+        await client.aclose()
+
+
+@pytest.fixture
+def store(open_store: OpenStore) -> OperatorStore:
+    return open_store()
 
 
 # --- passwords -----------------------------------------------------------------------------------
@@ -111,7 +150,7 @@ def test_unicode_composition_does_not_change_the_password() -> None:
 
 
 # --- accounts ------------------------------------------------------------------------------------
-async def test_add_then_verify(store: SqliteOperatorStore) -> None:
+async def test_add_then_verify(store: OperatorStore) -> None:
     added = await store.add(IVAN, PASSWORD)
     assert added == IVAN
     assert await store.get("ivan") == IVAN
@@ -121,7 +160,7 @@ async def test_add_then_verify(store: SqliteOperatorStore) -> None:
     assert await store.verify(" Ivan ", PASSWORD) == IVAN
 
 
-async def test_wrong_password_and_unknown_login_are_refused(store: SqliteOperatorStore) -> None:
+async def test_wrong_password_and_unknown_login_are_refused(store: OperatorStore) -> None:
     await store.add(IVAN, PASSWORD)
     assert await store.verify("ivan", OTHER_PASSWORD) is None
     assert await store.verify("ivan", "") is None
@@ -129,7 +168,7 @@ async def test_wrong_password_and_unknown_login_are_refused(store: SqliteOperato
 
 
 async def test_unknown_login_costs_one_scrypt_like_a_known_one(
-    store: SqliteOperatorStore, monkeypatch: pytest.MonkeyPatch
+    store: OperatorStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await store.add(IVAN, PASSWORD)
     checked: list[str] = []
@@ -146,7 +185,7 @@ async def test_unknown_login_costs_one_scrypt_like_a_known_one(
     assert all(e.startswith("scrypt$16384$8$1$") for e in checked)
 
 
-async def test_duplicates_are_refused(store: SqliteOperatorStore) -> None:
+async def test_duplicates_are_refused(store: OperatorStore) -> None:
     await store.add(IVAN, PASSWORD)
     with pytest.raises(OperatorError, match="already exists"):
         await store.add(replace(IVAN, name="Другой"), OTHER_PASSWORD)
@@ -168,14 +207,14 @@ async def test_duplicates_are_refused(store: SqliteOperatorStore) -> None:
     ],
 )
 async def test_invalid_accounts_are_refused(
-    store: SqliteOperatorStore, operator: Operator, password: str, problem: str
+    store: OperatorStore, operator: Operator, password: str, problem: str
 ) -> None:
     with pytest.raises(OperatorError, match=problem):
         await store.add(operator, password)
     assert await store.list() == ()
 
 
-async def test_disable_refuses_login_and_ends_sessions(store: SqliteOperatorStore) -> None:
+async def test_disable_refuses_login_and_ends_sessions(store: OperatorStore) -> None:
     await store.add(IVAN, PASSWORD)
     token, _ = await store.create_session("ivan")
     disabled = await store.disable("ivan")
@@ -190,7 +229,7 @@ async def test_disable_refuses_login_and_ends_sessions(store: SqliteOperatorStor
         await store.disable("nobody")
 
 
-async def test_remove_deletes_the_account_and_its_sessions(store: SqliteOperatorStore) -> None:
+async def test_remove_deletes_the_account_and_its_sessions(store: OperatorStore) -> None:
     await store.add(IVAN, PASSWORD)
     token, _ = await store.create_session("ivan")
     await store.remove("ivan")
@@ -201,7 +240,7 @@ async def test_remove_deletes_the_account_and_its_sessions(store: SqliteOperator
         await store.remove("ivan")
 
 
-async def test_password_change_ends_every_session(store: SqliteOperatorStore) -> None:
+async def test_password_change_ends_every_session(store: OperatorStore) -> None:
     await store.add(IVAN, PASSWORD)
     first, _ = await store.create_session("ivan")
     second, _ = await store.create_session("ivan")
@@ -216,7 +255,7 @@ async def test_password_change_ends_every_session(store: SqliteOperatorStore) ->
         await store.set_password("nobody", OTHER_PASSWORD)
 
 
-async def test_update_changes_the_profile_not_the_password(store: SqliteOperatorStore) -> None:
+async def test_update_changes_the_profile_not_the_password(store: OperatorStore) -> None:
     await store.add(IVAN, PASSWORD)
     changed = await store.update(replace(IVAN, departments=("sales",), role="supervisor"))
     assert changed.departments == ("sales",)
@@ -225,7 +264,7 @@ async def test_update_changes_the_profile_not_the_password(store: SqliteOperator
 
 
 # --- sessions ------------------------------------------------------------------------------------
-async def test_session_gives_the_operator_and_csrf_token(store: SqliteOperatorStore) -> None:
+async def test_session_gives_the_operator_and_csrf_token(store: OperatorStore) -> None:
     await store.add(IVAN, PASSWORD)
     token, csrf = await store.create_session("ivan")
     assert token != csrf
@@ -237,22 +276,41 @@ async def test_session_gives_the_operator_and_csrf_token(store: SqliteOperatorSt
 
 
 async def test_only_a_digest_of_the_token_is_stored(
-    store: SqliteOperatorStore, tmp_path: Path
+    store: OperatorStore, backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     await store.add(IVAN, PASSWORD)
-    token, _ = await store.create_session("ivan")
-    path = tmp_path / "var" / "operators.sqlite3"
-    with sqlite3.connect(path) as db:
-        rows = db.execute("SELECT * FROM operator_sessions").fetchall()
-        hashes = db.execute("SELECT password_hash FROM operators").fetchall()
-    assert token not in repr(rows)
-    assert hashlib.sha256(token.encode()).hexdigest() in repr(rows)
-    assert PASSWORD not in repr(hashes)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    token, csrf = await store.create_session("ivan")
+    if backend == "sqlite":
+        path = tmp_path / "var" / "operators.sqlite3"
+        with sqlite3.connect(path) as db:
+            rows = db.execute("SELECT * FROM operator_sessions").fetchall()
+            hashes = db.execute("SELECT password_hash FROM operators").fetchall()
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        stored = repr(rows) + repr(hashes)
+    else:
+        stored = _everything_in_redis(request.getfixturevalue("redis_url"))
+        assert csrf in stored  # the dump does show what is stored
+    assert token not in stored
+    assert hashlib.sha256(token.encode()).hexdigest() in stored
+    assert PASSWORD not in stored
+
+
+def _everything_in_redis(url: str) -> str:
+    """Every key and value in the test's Redis, as text."""
+    with redis.Redis.from_url(url, decode_responses=True) as client:
+        dump = []
+        for key in client.scan_iter():
+            kind = client.type(key)
+            value: Any = {
+                "hash": client.hgetall, "set": client.smembers, "string": client.get,
+                "zset": lambda k: client.zrange(k, 0, -1),
+            }[kind](key)  # fmt: skip
+            dump.append(f"{key} {value!r}")
+        return "\n".join(dump)
 
 
 async def test_session_expires_after_12_idle_hours_and_slides_with_use(
-    store: SqliteOperatorStore, clock: Clock
+    store: OperatorStore, clock: Clock
 ) -> None:
     await store.add(IVAN, PASSWORD)
     token, _ = await store.create_session("ivan")
@@ -265,24 +323,21 @@ async def test_session_expires_after_12_idle_hours_and_slides_with_use(
     assert await store.session(token) is None
 
 
-async def test_session_has_an_absolute_limit_even_when_used(tmp_path: Path, clock: Clock) -> None:
-    store = SqliteOperatorStore(
-        tmp_path / "ops.sqlite3", session_ttl=HOUR, session_max_age=3 * HOUR, clock=clock
-    )
-    try:
-        await store.add(IVAN, PASSWORD)
-        token, _ = await store.create_session("ivan")
-        for _ in range(5):
-            clock.advance(0.5 * HOUR)
-            assert await store.session(token) is not None
-        clock.advance(0.5 * HOUR + 1)
-        assert await store.session(token) is None
-    finally:
-        await store.close()
+async def test_session_has_an_absolute_limit_even_when_used(
+    open_store: OpenStore, clock: Clock
+) -> None:
+    store = open_store(session_ttl=HOUR, session_max_age=3 * HOUR)
+    await store.add(IVAN, PASSWORD)
+    token, _ = await store.create_session("ivan")
+    for _ in range(5):
+        clock.advance(0.5 * HOUR)
+        assert await store.session(token) is not None
+    clock.advance(0.5 * HOUR + 1)
+    assert await store.session(token) is None
 
 
 async def test_a_session_read_without_touch_does_not_slide(
-    store: SqliteOperatorStore, clock: Clock
+    store: OperatorStore, clock: Clock
 ) -> None:
     """What an open socket's re-check does: an idle console still expires."""
     await store.add(IVAN, PASSWORD)
@@ -293,7 +348,7 @@ async def test_a_session_read_without_touch_does_not_slide(
     assert await store.session(token, touch=False) is None
 
 
-async def test_sessions_of_one_login_end_together(store: SqliteOperatorStore) -> None:
+async def test_sessions_of_one_login_end_together(store: OperatorStore) -> None:
     await store.add(IVAN, PASSWORD)
     await store.add(replace(IVAN, login="olga", name="Ольга"), PASSWORD)
     mine = [await store.create_session("ivan") for _ in range(3)]
@@ -305,7 +360,7 @@ async def test_sessions_of_one_login_end_together(store: SqliteOperatorStore) ->
 
 # --- throttling ----------------------------------------------------------------------------------
 async def _fail_until_throttled(
-    store: SqliteOperatorStore, login: str, ip: str, *, password: str = OTHER_PASSWORD
+    store: OperatorStore, login: str, ip: str, *, password: str = OTHER_PASSWORD
 ) -> LoginThrottled:
     for _ in range(1000):
         try:
@@ -315,7 +370,7 @@ async def _fail_until_throttled(
     raise AssertionError("never throttled")
 
 
-async def _failures(store: SqliteOperatorStore, clock: Clock, login: str, ip: str, n: int) -> None:
+async def _failures(store: OperatorStore, clock: Clock, login: str, ip: str, n: int) -> None:
     """``n`` failed attempts from ``ip``, each after waiting as long as we are told to."""
     done = 0
     while done < n:
@@ -327,7 +382,7 @@ async def _failures(store: SqliteOperatorStore, clock: Clock, login: str, ip: st
 
 
 async def test_delays_after_failures_grow_and_are_capped(
-    store: SqliteOperatorStore, clock: Clock
+    store: OperatorStore, clock: Clock
 ) -> None:
     await store.add(IVAN, PASSWORD)
     for _ in range(3):  # typos are free
@@ -349,7 +404,7 @@ async def test_delays_after_failures_grow_and_are_capped(
 
 
 async def test_an_attackers_failures_do_not_lock_the_operator_out(
-    store: SqliteOperatorStore, clock: Clock
+    store: OperatorStore, clock: Clock
 ) -> None:
     await store.add(IVAN, PASSWORD)
     await _failures(store, clock, "ivan", "203.0.113.66", 100)
@@ -360,7 +415,7 @@ async def test_an_attackers_failures_do_not_lock_the_operator_out(
 
 
 async def test_guessing_from_many_addresses_slows_only_those_addresses(
-    store: SqliteOperatorStore, clock: Clock
+    store: OperatorStore, clock: Clock
 ) -> None:
     await store.add(IVAN, PASSWORD)
     for n in range(40):  # 40 addresses, 2 guesses each: past the login-wide 20 free failures
@@ -371,7 +426,7 @@ async def test_guessing_from_many_addresses_slows_only_those_addresses(
 
 
 async def test_one_address_guessing_many_logins_is_slowed(
-    store: SqliteOperatorStore, clock: Clock
+    store: OperatorStore, clock: Clock
 ) -> None:
     await store.add(IVAN, PASSWORD)
     for n in range(10):
@@ -383,7 +438,7 @@ async def test_one_address_guessing_many_logins_is_slowed(
 
 
 async def test_a_success_forgets_the_failures_of_that_address_only(
-    store: SqliteOperatorStore, clock: Clock
+    store: OperatorStore, clock: Clock
 ) -> None:
     await store.add(IVAN, PASSWORD)
     for _ in range(3):
@@ -399,14 +454,14 @@ async def test_a_success_forgets_the_failures_of_that_address_only(
         await store.verify("ivan", OTHER_PASSWORD, ip="10.0.0.2")
 
 
-async def test_unknown_logins_are_throttled_like_real_ones(store: SqliteOperatorStore) -> None:
+async def test_unknown_logins_are_throttled_like_real_ones(store: OperatorStore) -> None:
     for _ in range(3):
         assert await store.verify("ghost", PASSWORD) is None
     with pytest.raises(LoginThrottled):
         await store.verify("ghost", PASSWORD)
 
 
-async def test_parallel_guesses_cannot_pass_the_limit(store: SqliteOperatorStore) -> None:
+async def test_parallel_guesses_cannot_pass_the_limit(store: OperatorStore) -> None:
     await store.add(IVAN, PASSWORD)
     results = await asyncio.gather(
         *(store.verify("ivan", OTHER_PASSWORD, ip="10.0.0.1") for _ in range(8)),
@@ -423,7 +478,7 @@ def test_the_delay_never_overflows() -> None:
     assert policy.delay(10**6, 3) == 15 * 60
 
 
-async def test_attempt_says_why_for_the_audit(store: SqliteOperatorStore) -> None:
+async def test_attempt_says_why_for_the_audit(store: OperatorStore) -> None:
     await store.add(IVAN, PASSWORD)
     assert (await store.attempt("ivan", OTHER_PASSWORD)).reason == "wrong_password"
     unknown = await store.attempt("nobody", PASSWORD)
@@ -432,14 +487,14 @@ async def test_attempt_says_why_for_the_audit(store: SqliteOperatorStore) -> Non
     assert (await store.attempt("ivan", PASSWORD)).reason == "disabled"
 
 
-async def test_lone_surrogates_never_reach_sqlite(store: SqliteOperatorStore) -> None:
+async def test_lone_surrogates_never_reach_sqlite(store: OperatorStore) -> None:
     await store.add(IVAN, PASSWORD)
     assert await store.verify("iv\ud800an", PASSWORD) is None
     assert await store.verify("ivan", "\udfff" * 12) is None
     assert await store.verify("ivan", PASSWORD) == IVAN
 
 
-async def test_a_new_password_lifts_the_lock(store: SqliteOperatorStore) -> None:
+async def test_a_new_password_lifts_the_lock(store: OperatorStore) -> None:
     await store.add(IVAN, PASSWORD)
     for _ in range(3):
         await store.verify("ivan", OTHER_PASSWORD)
@@ -466,7 +521,7 @@ async def _supervise(request: web.Request) -> web.Response:
 
 
 @pytest.fixture
-async def http(aiohttp_client: Any, store: SqliteOperatorStore) -> Client:
+async def http(aiohttp_client: Any, store: OperatorStore) -> Client:
     await store.add(IVAN, PASSWORD)
     app = web.Application()
     setup_operator_auth(app, store, close_store=False)
@@ -665,7 +720,7 @@ async def test_origin_may_match_the_proxys_forwarded_host(http: Client) -> None:
     assert (await _login(http, headers=headers)).status == 200
 
 
-async def test_supervisor_only_actions(http: Client, store: SqliteOperatorStore) -> None:
+async def test_supervisor_only_actions(http: Client, store: OperatorStore) -> None:
     csrf = await _logged_in(http)
     resp = await http.post("/api/v1/operator/reassign", headers={CSRF_HEADER: csrf})
     assert resp.status == 403
@@ -674,9 +729,7 @@ async def test_supervisor_only_actions(http: Client, store: SqliteOperatorStore)
     assert resp.status == 200
 
 
-async def test_disabling_an_operator_logs_them_out(
-    http: Client, store: SqliteOperatorStore
-) -> None:
+async def test_disabling_an_operator_logs_them_out(http: Client, store: OperatorStore) -> None:
     await _logged_in(http)
     await store.disable("ivan")
     assert (await http.get(ME)).status == 401

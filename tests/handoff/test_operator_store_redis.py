@@ -1,0 +1,107 @@
+"""Operators on Redis across processes: two clients stand for two gateway processes sharing one
+Redis. A session ended through one is refused through the other at once, login failures count
+across both, and a Redis that is gone is a ``StoreUnavailable`` the store's health hears of.
+(The store's behaviour itself runs on both backends in tests/handoff/test_auth.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from bot.handoff.operators import LoginThrottled, Operator
+from bot.handoff.redis_operators import RedisOperatorStore
+from bot.storage.health import StoreHealth, StoreUnavailable
+from bot.storage.redis.client import connect
+from tests.redis_server import RedisServer
+
+PASSWORD = "correct horse battery"
+WRONG = "another long secret"
+IVAN = Operator("ivan", "Иван Петров", ("billing",), 3)
+
+
+def NOW() -> float:  # a clock that stands still
+    return 1_800_000_000.0
+
+
+@pytest.fixture
+async def two(redis_url: str) -> AsyncIterator[tuple[RedisOperatorStore, RedisOperatorStore]]:
+    """The same accounts as two processes see them: two clients, two stores. Their clock
+    stands still, so no wait can run out during a test however slow the machine is."""
+    first, second = connect(redis_url), connect(redis_url)
+    yield RedisOperatorStore(first, clock=NOW), RedisOperatorStore(second, clock=NOW)
+    await first.aclose()
+    await second.aclose()
+
+
+Ending = Callable[[RedisOperatorStore, str], Awaitable[object]]
+
+
+@pytest.mark.parametrize(
+    "end",
+    [
+        lambda store, token: store.delete_session(token),
+        lambda store, token: store.delete_sessions("ivan"),
+        lambda store, token: store.disable("ivan"),
+        lambda store, token: store.remove("ivan"),
+        lambda store, token: store.set_password("ivan", WRONG),
+    ],
+    ids=["logout", "end_all", "disable", "remove", "new_password"],
+)
+async def test_a_session_ended_in_one_process_is_refused_in_the_other_at_once(
+    two: tuple[RedisOperatorStore, RedisOperatorStore], end: Ending
+) -> None:
+    here, there = two
+    await here.add(IVAN, PASSWORD)
+    token, csrf = await here.create_session("ivan")
+    assert await there.session(token) == (IVAN, csrf)  # valid everywhere at once
+    await end(here, token)
+    assert await there.session(token) is None
+    assert await there.session(token, touch=False) is None
+
+
+async def test_failures_count_across_processes(
+    two: tuple[RedisOperatorStore, RedisOperatorStore],
+) -> None:
+    here, there = two
+    await here.add(IVAN, PASSWORD)
+    for store in (here, there, here):  # three free failures, wherever they happen
+        assert await store.verify("ivan", WRONG, ip="10.0.0.1") is None
+    for store in (here, there):
+        with pytest.raises(LoginThrottled):
+            await store.verify("ivan", PASSWORD, ip="10.0.0.1")
+    # … and a success in one process forgets that address's failures in both.
+    assert await there.verify("ivan", PASSWORD, ip="10.0.0.2") == IVAN
+
+
+async def test_parallel_guesses_through_two_processes_cannot_pass_the_limit(
+    two: tuple[RedisOperatorStore, RedisOperatorStore],
+) -> None:
+    here, there = two
+    await here.add(IVAN, PASSWORD)
+    results = await asyncio.gather(
+        *(store.verify("ivan", WRONG, ip="10.0.0.1") for store in (here, there) * 5),
+        return_exceptions=True,
+    )
+    assert sum(r is None for r in results) == 3, results
+    assert sum(isinstance(r, LoginThrottled) for r in results) == 7
+
+
+async def test_redis_gone_is_store_unavailable_and_reported(own_redis: RedisServer) -> None:
+    client = connect(own_redis.url)
+    health = StoreHealth()
+    store = RedisOperatorStore(client, health=health)
+    try:
+        await store.add(IVAN, PASSWORD)
+        token, _ = await store.create_session("ivan")
+        own_redis.stop()
+        with pytest.raises(StoreUnavailable) as failed:
+            await store.session(token)
+        assert failed.value.op == "session"
+        assert token not in str(failed.value)
+        with pytest.raises(StoreUnavailable):
+            await store.verify("ivan", PASSWORD, ip="10.0.0.1")
+        assert health.failing
+    finally:
+        await client.aclose()
