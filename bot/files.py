@@ -6,7 +6,11 @@ sent as a link: both need an address that works without our credentials. ``GET
 expiry, so a link cannot be made for another file, nor kept working past its expiry.
 
 The HMAC key is random, made once per installation and kept in ``var/files/link.key`` (mode
-0600): nothing to configure, and deleting the file revokes every link given out.
+0600): nothing to configure, and deleting the file revokes every link given out. With
+``REDIS_URL`` (or the Sentinels) several processes on several machines serve the same files, so
+the key lives in Redis instead (``isp-bot:{files}:link-key``, made with SET NX by the first
+process, read by every one): a link signed by one process opens on any other. Deleting that key
+revokes every link once the processes restart.
 """
 
 from __future__ import annotations
@@ -22,15 +26,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+import redis
 from aiohttp import web
+from redis.sentinel import Sentinel
 
 from bot.config import Settings
 from bot.models import FileRef
 from bot.storage.files import FileStore
+from bot.storage.redis.client import COMMAND_TIMEOUT_SECONDS, CONNECT_TIMEOUT_SECONDS
+from bot.storage.redis.keys import global_key
 
 PUBLIC_PATH = "/files"
 LINK_TTL = 7 * 24 * 3600.0  # long enough for a customer to open a link a few days later
 KEY_FILE = "link.key"
+SHARED_KEY = global_key("files", "link-key")
+KEY_BYTES = 32
 
 
 def files_folder(settings: Settings) -> Path:
@@ -45,11 +55,42 @@ def load_link_key(folder: Path) -> bytes:
     with contextlib.suppress(FileExistsError):
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(secrets.token_bytes(32))
+            handle.write(secrets.token_bytes(KEY_BYTES))
     key = path.read_bytes()
-    if len(key) < 32:
+    if len(key) < KEY_BYTES:
         raise RuntimeError(f"{path} is truncated: delete it to make a new one")
     return key
+
+
+def load_shared_link_key(client: redis.Redis) -> bytes:
+    """The key every process of the installation shares, created on first use: SET NX of a
+    random key, then GET, so processes racing at start-up all read the one that won."""
+    client.set(SHARED_KEY, secrets.token_bytes(KEY_BYTES), nx=True)
+    key = client.get(SHARED_KEY)
+    if not isinstance(key, bytes) or len(key) < KEY_BYTES:
+        raise RuntimeError(f"Redis key {SHARED_KEY} is not a link key: delete it to make a new one")
+    return key
+
+
+def link_key(settings: Settings) -> bytes:
+    """From Redis when the processes share one, else from ``var/files``. Read once at start-up
+    with a short-lived blocking client (signing and verifying stay synchronous and need no
+    Redis afterwards); a Redis that cannot be reached then stops the start with its error."""
+    client: redis.Redis
+    options = {
+        "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
+        "socket_timeout": COMMAND_TIMEOUT_SECONDS,
+    }
+    if settings.redis_url:
+        client = redis.Redis.from_url(settings.redis_url, **options)
+    elif settings.redis_sentinels and settings.redis_sentinel_master:
+        # redis-py leaves Sentinel's constructor unannotated.
+        sentinel = Sentinel(list(settings.redis_sentinels), sentinel_kwargs=options, **options)  # type: ignore[no-untyped-call]
+        client = sentinel.master_for(settings.redis_sentinel_master, redis_class=redis.Redis)  # type: ignore[no-untyped-call]
+    else:
+        return load_link_key(files_folder(settings))
+    with client:
+        return load_shared_link_key(client)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +105,7 @@ class FileLinks:
     @classmethod
     def from_settings(cls, settings: Settings) -> FileLinks:
         public = settings.public_url.rstrip("/") if settings.public_url else None
-        return cls(load_link_key(files_folder(settings)), public)
+        return cls(link_key(settings), public)
 
     def token(self, file_id: str, expires: int) -> str:
         mac = hmac.new(self.key, f"{file_id}.{expires}".encode(), hashlib.sha256).digest()
