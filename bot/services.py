@@ -65,6 +65,7 @@ from bot.storage.base import Locks, Store
 from bot.storage.files import FileStore, FilesystemFileStore
 from bot.storage.memory_locks import MemoryLocks
 from bot.storage.redis.client import connect_from_settings, limits_uri
+from bot.storage.redis.files import RedisFileStore
 from bot.storage.redis.locks import RedisLocks
 from bot.storage.redis.store import RedisStore
 from bot.storage.redis.streams import WorkConfig
@@ -248,7 +249,13 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
     store: Store = (
         RedisStore(redis) if redis is not None else SqliteStore(path=settings.sqlite_path)
     )
-    files = FilesystemFileStore(files_folder(settings))
+    # On Redis every process serves every file (bot/storage/redis/files.py); its failures count
+    # against the store's health, so a file that cannot be kept refuses the request with 503.
+    files: FileStore = (
+        RedisFileStore(redis, store.health)
+        if redis is not None
+        else FilesystemFileStore(files_folder(settings))
+    )
     metrics = Metrics()
     # On Redis every process shares each conversation's lock, inbox and outbox (issue 11).
     locks: Locks = (
