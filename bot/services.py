@@ -49,17 +49,21 @@ from bot.notify import FileNotifier
 from bot.outages.csv_file import load_outages
 from bot.outages.lookup import OUTAGES
 from bot.outages.notices import OutageNotices
+from bot.outages.redis_store import RedisOutageStore
 from bot.outages.service import OutageService
-from bot.outages.store import SqliteOutageStore
+from bot.outages.store import OutageStore, SqliteOutageStore
 from bot.outbox import Outbox
 from bot.outbox import register_metrics as register_outbox_metrics
 from bot.requests.desk import REQUESTS, RequestDesk, notice_keys
+from bot.requests.redis_board import RedisRequestBoard
 from bot.requests.sqlite import SqliteRequestBoard
+from bot.requests.store import RequestBoard
 from bot.requests.webhook import RequestWebhook
 from bot.retention import Retention, build_retention
 from bot.selfservice.invoice import INVOICE_LABEL_KEYS
 from bot.selfservice.notices import CustomerNotices
 from bot.selfservice.oplog import OperationLog, SqliteOperationLog
+from bot.selfservice.redis_oplog import RedisOperationLog
 from bot.selfservice.service import AccountActions
 from bot.storage.base import Locks, Store
 from bot.storage.files import FileStore, FilesystemFileStore
@@ -70,9 +74,10 @@ from bot.storage.redis.locks import RedisLocks
 from bot.storage.redis.store import RedisStore
 from bot.storage.redis.streams import WorkConfig
 from bot.storage.sqlite import SqliteStore
+from bot.visits.redis_store import RedisVisitStore
 from bot.visits.schedule import load_visit_slots
 from bot.visits.service import VISITS, VisitService
-from bot.visits.store import SqliteVisitStore
+from bot.visits.store import SqliteVisitStore, VisitStore
 
 log = logging.getLogger(__name__)
 
@@ -127,13 +132,18 @@ def build_billing(settings: Settings, catalog: Catalog, translator: Translator) 
 
 
 def build_requests(
-    settings: Settings, events: EventHub
+    settings: Settings, events: EventHub, redis: Redis | None = None
 ) -> tuple[RequestDesk, RequestWebhook | None]:
-    """The request board under ``./var/`` and, with ``REQUESTS_WEBHOOK_URL``, its CRM mirror."""
+    """The request board (in ``redis`` when given, else under ``./var/``) and, with
+    ``REQUESTS_WEBHOOK_URL``, its CRM mirror."""
     url, secret = settings.requests_webhook_url, settings.requests_webhook_secret
     if url and not secret:
         raise ConfigError("REQUESTS_WEBHOOK_URL is set: set REQUESTS_WEBHOOK_SECRET as well")
-    board = SqliteRequestBoard(settings.var_dir / "requests.sqlite3", webhooks=bool(url))
+    board: RequestBoard = (
+        RedisRequestBoard(redis, webhooks=bool(url))
+        if redis is not None
+        else SqliteRequestBoard(settings.var_dir / "requests.sqlite3", webhooks=bool(url))
+    )
     webhook = RequestWebhook(board=board, url=url, secret=secret) if url and secret else None
     desk = RequestDesk(
         board=board, events=events, wake_webhook=webhook.notify if webhook else lambda: None
@@ -276,15 +286,29 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
         metrics=metrics, secret=settings.identity_secret, storage_uri=limits_uri(settings)
     )
     notifier = FileNotifier(folder=settings.var_dir / "notifications")
-    oplog = SqliteOperationLog(settings.var_dir / "operations.sqlite3")
+    # With Redis, the records every process must share live there (bot/*/redis_*.py).
+    oplog: OperationLog = (
+        RedisOperationLog(redis)
+        if redis is not None
+        else SqliteOperationLog(settings.var_dir / "operations.sqlite3")
+    )
     account_actions = AccountActions(billing=billing, catalog=catalog, oplog=oplog, locks=locks)
-    outage_store = SqliteOutageStore(settings.outages_path, catalog=catalog)
+    outage_store: OutageStore = (
+        RedisOutageStore(redis, catalog=catalog)
+        if redis is not None
+        else SqliteOutageStore(settings.outages_path, catalog=catalog)
+    )
     outages = OutageService(store=outage_store, notices=None, seed=known_outages)
     # Consoles hear of conversations and of requests; on Redis, those of every process.
     events = EventHub() if redis is None else RedisEventHub(redis)
-    requests, requests_webhook = build_requests(settings, events)
+    requests, requests_webhook = build_requests(settings, events, redis)
+    visit_store: VisitStore = (
+        RedisVisitStore(redis)
+        if redis is not None
+        else SqliteVisitStore(settings.var_dir / "visits.sqlite3")
+    )
     visits = VisitService(
-        store=SqliteVisitStore(settings.var_dir / "visits.sqlite3"),
+        store=visit_store,
         slots=load_visit_slots(settings.data_dir, catalog.cities),  # optional file, file:line
         desk=requests,
         events=events,
