@@ -23,7 +23,7 @@ from aiohttp.test_utils import TestClient
 
 from bot.__main__ import main
 from bot.config import Settings
-from bot.handoff.audit import AuditLog
+from bot.handoff.audit import SqliteAuditLog
 from bot.intents.nlu import Nlu
 from bot.models import ConversationKey
 from bot.outages.model import Outage
@@ -233,7 +233,7 @@ async def test_finished_records_go_open_ones_stay(
     await outages.first_notice("ret-2", IVANOV, "posted")
 
     clock = [time.time() - (DAYS + 10) * 86400]
-    audit = AuditLog(var / "audit-test.sqlite3", clock=lambda: clock[0])
+    audit = SqliteAuditLog(var / "audit-test.sqlite3", clock=lambda: clock[0])
     retention.audit = audit
     await audit.record("login", login="anna")
     clock[0] = time.time()

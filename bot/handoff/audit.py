@@ -2,9 +2,10 @@
 opened which customer's card or transcript, claimed, transferred or closed a chat, acted on an
 account, changed a request or a visit, exported records.
 
-Kept in its own SQLite file (default ``var/audit.sqlite3``) with the time of each entry as
-seconds since the epoch, so the retention task deletes old entries with one indexed query
-(``delete_older_than``). Readable by supervisors only:
+Kept in its own SQLite file (default ``var/audit.sqlite3``, ``SqliteAuditLog``) with the time of
+each entry as seconds since the epoch, so the retention task deletes old entries with one
+indexed query (``delete_older_than``); with REDIS_URL in the shared Redis (``RedisAuditLog``,
+bot/handoff/redis_audit.py) so every process writes to one log. Readable by supervisors only:
 
 - ``GET /api/v1/operator/audit?login=&action=&since=&limit=`` newest first;
 - ``GET /api/v1/operator/audit.csv`` the same for spreadsheets (the export is itself audited).
@@ -22,6 +23,7 @@ import logging
 import os
 import sqlite3
 import time
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,10 +31,12 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from redis.asyncio import Redis
 
 from bot.client_address import client_address
 from bot.config import IPNetwork, Settings
 from bot.http import csv_download, json_response, spreadsheet_cell
+from bot.storage.health import StoreHealth, StoreUnavailable
 from bot.storage.sqlite_db import SqliteDb
 from bot.untrusted import UntrustedInput, bounded_int, clean_text
 
@@ -126,14 +130,26 @@ def _details(details: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-class AuditLog:
-    """Entries in a SQLite file, one worker thread (like the other stores)."""
+def action_filter(action: str | Sequence[str] | None) -> tuple[set[str], set[str]]:
+    """``find``'s ``action`` as (codes, families): a family ends in ``.`` or ``*``
+    (``conversation.*`` is kept as ``conversation.``)."""
+    codes: set[str] = set()
+    families: set[str] = set()
+    for one in (action,) if isinstance(action, str) else action or ():
+        family = one.rstrip("*")
+        if family.endswith("."):
+            families.add(family)
+        else:
+            codes.add(one)
+    return codes, families
 
-    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists():  # who read which customer's card is nobody else's business
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-        self._db = SqliteDb(path, schema=_SCHEMA, thread_name="audit-log")
+
+class AuditLog(ABC):
+    """Where the entries are kept: a SQLite file (``SqliteAuditLog``, the embedded default) or
+    the shared Redis (``bot.handoff.redis_audit``, several processes). What is written (no
+    secrets, bounded values) is decided here, the same for both."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
 
     async def record(
@@ -145,14 +161,61 @@ class AuditLog:
         address: str | None = None,
         details: Mapping[str, Any] | None = None,
     ) -> None:
-        row = (
-            self._clock(),
-            clean_text(login, _VALUE_LIMIT),
-            clean_text(action, 64),
-            None if target is None else clean_text(target, _VALUE_LIMIT),
-            None if address is None else clean_text(address, 64),
-            json.dumps(_details(details or {}), ensure_ascii=False),
+        await self._write(
+            AuditEntry(
+                0,
+                self._clock(),
+                clean_text(login, _VALUE_LIMIT),
+                clean_text(action, 64),
+                None if target is None else clean_text(target, _VALUE_LIMIT),
+                None if address is None else clean_text(address, 64),
+                _details(details or {}),
+            )
         )
+
+    @abstractmethod
+    async def _write(self, entry: AuditEntry) -> None:
+        """Keep ``entry`` (already cleaned) under a new id (``entry.id`` is a placeholder)."""
+
+    @abstractmethod
+    async def find(
+        self,
+        *,
+        login: str | None = None,
+        action: str | Sequence[str] | None = None,
+        since: float | None = None,
+        limit: int = 200,
+    ) -> list[AuditEntry]:
+        """Entries newest first (by time, then id). ``action`` is a code, a family (ending in
+        ``.`` or ``*``: ``conversation.*``) or several of either (any of them matches)."""
+
+    async def delete_older_than(self, days: float) -> int:
+        """Delete entries older than ``days`` days; returns how many (for the retention task)."""
+        return await self._delete_before(self._clock() - days * 86400)
+
+    @abstractmethod
+    async def _delete_before(self, cutoff: float) -> int:
+        """Delete entries with ``at < cutoff``; returns how many."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+
+class SqliteAuditLog(AuditLog):
+    """Entries in a SQLite file, one worker thread (like the other stores)."""
+
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(clock=clock)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():  # who read which customer's card is nobody else's business
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        self._db = SqliteDb(path, schema=_SCHEMA, thread_name="audit-log")
+
+    async def _write(self, entry: AuditEntry) -> None:
+        row = (
+            entry.at, entry.login, entry.action, entry.target, entry.address,
+            json.dumps(dict(entry.details), ensure_ascii=False),
+        )  # fmt: skip
         await self._db.run(
             lambda db: db.execute(
                 "INSERT INTO audit (at, login, action, target, address, details)"
@@ -169,22 +232,19 @@ class AuditLog:
         since: float | None = None,
         limit: int = 200,
     ) -> list[AuditEntry]:
-        """Entries newest first. ``action`` is a code, a family (ending in ``.`` or ``*``:
-        ``conversation.*``) or several of either (any of them matches)."""
         where: list[str] = []
         args: list[Any] = []
         if login:
             where.append("login = ?")
             args.append(login)
         either: list[str] = []
-        for one in (action,) if isinstance(action, str) else action or ():
-            family = one.rstrip("*")
-            if family.endswith("."):
-                either.append("substr(action, 1, ?) = ?")
-                args += [len(family), family]
-            else:
-                either.append("action = ?")
-                args.append(one)
+        codes, families = action_filter(action)
+        for family in sorted(families):
+            either.append("substr(action, 1, ?) = ?")
+            args += [len(family), family]
+        for code in sorted(codes):
+            either.append("action = ?")
+            args.append(code)
         if either:
             where.append("(" + " OR ".join(either) + ")")
         if since is not None:
@@ -201,10 +261,7 @@ class AuditLog:
             for r in rows
         ]
 
-    async def delete_older_than(self, days: float) -> int:
-        """Delete entries older than ``days`` days; returns how many (for the retention task)."""
-        cutoff = self._clock() - days * 86400
-
+    async def _delete_before(self, cutoff: float) -> int:
         def q(db: sqlite3.Connection) -> int:
             deleted: int = db.execute("DELETE FROM audit WHERE at < ?", (cutoff,)).rowcount
             return deleted
@@ -217,6 +274,18 @@ class AuditLog:
 
 def default_audit_path(settings: Settings) -> Path:
     return settings.var_dir / "audit.sqlite3"
+
+
+def open_audit_log(
+    settings: Settings, redis: Redis | None = None, *, health: StoreHealth | None = None
+) -> AuditLog:
+    """With ``redis`` (the gateway's shared client) one log in Redis for every process, else
+    the SQLite file."""
+    if redis is not None:
+        from bot.handoff.redis_audit import RedisAuditLog  # imports this module
+
+        return RedisAuditLog(redis, health=health)
+    return SqliteAuditLog(default_audit_path(settings))
 
 
 # --- in handlers ---------------------------------------------------------------------------------
@@ -248,6 +317,9 @@ async def audit(
         await log_.record(
             action, login=login, target=target, address=request_address(request), details=details
         )
+    except StoreUnavailable:
+        # Redis (or the disk) failing: the store's health has logged the episode once.
+        log.warning("audit entry %s could not be written: the store is unavailable", action)
     except (sqlite3.Error, OSError, RuntimeError):
         log.exception("audit entry %s could not be written", action)
 

@@ -36,7 +36,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TextIO, TypeVar, cast
 
+from redis.asyncio import Redis
+
 from bot.config import Settings
+from bot.storage.health import StoreHealth
+from bot.storage.redis.client import connect_from_settings
 from bot.storage.sqlite_db import SqliteDb
 
 T = TypeVar("T")
@@ -720,13 +724,30 @@ def _departments(raw: str) -> tuple[str, ...]:
     return tuple(d.strip() for d in raw.split(",") if d.strip())
 
 
+def open_operator_store(
+    settings: Settings, redis: Redis | None = None, *, health: StoreHealth | None = None
+) -> OperatorStore:
+    """The accounts every part of the gateway (and these commands) uses: with ``redis`` (the
+    gateway's shared client: REDIS_URL or Sentinel) the shared Redis, else the SQLite file."""
+    if redis is not None:
+        from bot.handoff.redis_operators import RedisOperatorStore  # imports this module
+
+        return RedisOperatorStore(redis, health=health)
+    return SqliteOperatorStore(default_operators_path(settings))
+
+
 def _with_store(settings: Settings, work: Callable[[OperatorStore], Coroutine[Any, Any, T]]) -> T:
     async def go() -> T:
-        store = SqliteOperatorStore(default_operators_path(settings))
+        # The same choice as the gateway's: with REDIS_URL an account added here can log in on
+        # every gateway process, and a disabled one is refused by all of them at once.
+        redis = connect_from_settings(settings)
+        store = open_operator_store(settings, redis)
         try:
             return await work(store)
         finally:
             await store.close()
+            if redis is not None:
+                await redis.aclose()
 
     return asyncio.run(go())
 
@@ -859,7 +880,8 @@ def add_operator_commands(
     ops = subparsers.add_parser(
         "operators",
         help="manage operator console accounts",
-        description="Operator console accounts, stored in $BOT_VAR_DIR/operators.sqlite3. "
+        description="Operator console accounts, stored in $BOT_VAR_DIR/operators.sqlite3, or in "
+        "REDIS_URL's Redis when set (the gateway's processes share them there). "
         "Passwords are read from stdin (first line) or asked twice on a terminal.",
     )
     sub = ops.add_subparsers(dest="operators_command", required=True)

@@ -21,7 +21,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from bot.handoff.audit import AuditLog, default_audit_path, unknown_login
+from bot.handoff.audit import AuditLog, SqliteAuditLog, default_audit_path, unknown_login
 from bot.handoff.auth import setup_operator_auth
 from bot.handoff.operators import Operator, SqliteOperatorStore
 from bot.metrics import Metrics
@@ -61,7 +61,7 @@ async def store(tmp_path: Path, clock: Clock) -> AsyncIterator[SqliteOperatorSto
 
 @pytest.fixture
 async def audit_log(tmp_path: Path, clock: Clock) -> AsyncIterator[AuditLog]:
-    opened = AuditLog(tmp_path / "audit.sqlite3", clock=clock)
+    opened = SqliteAuditLog(tmp_path / "audit.sqlite3", clock=clock)
     yield opened
     await opened.close()
 
