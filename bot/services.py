@@ -26,10 +26,10 @@ from bot.dialog.flows import DialogConfig, load_dialog
 from bot.dialog.slots import HINTS, SUGGESTERS, VALIDATORS
 from bot.files import files_folder
 from bot.gateway import Gateway, register_metrics
-from bot.handoff.audit import AuditLog, default_audit_path
+from bot.handoff.audit import AuditLog, open_audit_log
 from bot.handoff.config import load_handoff_config
 from bot.handoff.events import EventHub
-from bot.handoff.operators import OperatorStore, SqliteOperatorStore, default_operators_path
+from bot.handoff.operators import OperatorStore, open_operator_store
 from bot.handoff.presence import RedisPresence
 from bot.handoff.redis_events import RedisEventHub
 from bot.handoff.service import HandoffService
@@ -363,7 +363,7 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
     attach_abuse(channels.values(), abuse)  # the widget's sockets, frames and uploads
     if redis is not None:  # a reply sent by any process reaches the tab wherever it is open
         attach_relay(channels.values(), redis)
-    operators = SqliteOperatorStore(default_operators_path(settings))
+    operators = open_operator_store(settings, redis, health=store.health)  # shared on Redis
     register_handoff_metrics(metrics)
     handoff = HandoffService(
         store=store,
@@ -398,5 +398,6 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
         settings, catalog, billing, store, locks, translator, nlu, engine, metrics, gateway,
         outbox, ingress, channels, operators, handoff, files, account_actions, oplog, notices,
         requests, requests_webhook, outages, visits,
-        audit=AuditLog(default_audit_path(settings)), abuse=abuse, leases=leases, redis=redis,
+        audit=open_audit_log(settings, redis, health=store.health), abuse=abuse, leases=leases,
+        redis=redis,
     )  # fmt: skip
