@@ -5,6 +5,10 @@ Key layout (all under the ``{outages}`` hash tag, so every script runs in one Cl
 - ``isp-bot:{outages}:outage:<id>``: a hash: city_id, data (the fields of outages.csv as a JSON
   object, as the SQLite store keeps them), ended_at (UTC ISO, absent while open), updated_at.
 - ``isp-bot:{outages}:ids``: every outage id kept.
+- ``isp-bot:{outages}:open``: the ids not closed. Every customer's question about outages in
+  a city reads the open ones; closed records stay for the retention period (months), so reading
+  every record kept would grow with the history rather than with what is going on (the SQLite
+  store has an index for the same reason). Every script that opens or closes one keeps it.
 - ``isp-bot:{outages}:notices:<id>``: hash ``[contract, event]`` (JSON) -> when told.
 
 What is atomic and how: ``seed`` is one Lua script for the whole list (each id added only if
@@ -33,16 +37,20 @@ from bot.storage.redis.keys import global_key
 
 AREA = "outages"
 
-# KEYS: ids.  ARGV: key prefix, then (id, city_id, data, updated_at, ended_at or "") per outage.
+# KEYS: ids, open, then each outage's key (a script must name every key it touches, or Redis
+# Cluster may refuse it).  ARGV: (id, city_id, data, updated_at, ended_at or "") per outage.
 _SEED = """
 local added = 0
-for i = 2, #ARGV, 5 do
-  local key = ARGV[1] .. ARGV[i]
+for n = 3, #KEYS do
+  local i = (n - 3) * 5 + 1
+  local key = KEYS[n]
   if redis.call('EXISTS', key) == 0 then
     redis.call('HSET', key, 'city_id', ARGV[i + 1], 'data', ARGV[i + 2],
                'updated_at', ARGV[i + 3])
     if ARGV[i + 4] ~= '' then
       redis.call('HSET', key, 'ended_at', ARGV[i + 4])
+    else
+      redis.call('SADD', KEYS[2], ARGV[i])
     end
     redis.call('SADD', KEYS[1], ARGV[i])
     added = added + 1
@@ -51,19 +59,21 @@ end
 return added
 """
 
-# KEYS: outage, ids.  ARGV: id, city_id, data, updated_at.  Returns the old {data, ended_at}.
+# KEYS: outage, ids, open.  ARGV: id, city_id, data, updated_at.  Returns the old
+# {data, ended_at}.
 _UPSERT = """
 local old = redis.call('HMGET', KEYS[1], 'data', 'ended_at')
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'city_id', ARGV[2], 'data', ARGV[3], 'updated_at', ARGV[4])
 redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('SADD', KEYS[3], ARGV[1])
 if not old[1] then
   return nil
 end
 return old
 """
 
-# KEYS: outage.  ARGV: ended_at.  Returns {data, ended_at, ended by this call (0/1)}.
+# KEYS: outage, open.  ARGV: id, ended_at.  Returns {data, ended_at, ended by this call (0/1)}.
 _CLOSE = """
 local row = redis.call('HMGET', KEYS[1], 'data', 'ended_at')
 if not row[1] then
@@ -72,11 +82,12 @@ end
 if row[2] then
   return {row[1], row[2], 0}
 end
-redis.call('HSET', KEYS[1], 'ended_at', ARGV[1], 'updated_at', ARGV[1])
-return {row[1], ARGV[1], 1}
+redis.call('HSET', KEYS[1], 'ended_at', ARGV[2], 'updated_at', ARGV[2])
+redis.call('SREM', KEYS[2], ARGV[1])
+return {row[1], ARGV[2], 1}
 """
 
-# KEYS: outage, its notices, ids.  ARGV: id, ended_at as read, delete the outage (0/1).
+# KEYS: outage, its notices, ids, open.  ARGV: id, ended_at as read, delete the outage (0/1).
 # Returns the number of notices deleted, or -1 if the outage changed since it was read.
 _DELETE_CLOSED = """
 if redis.call('HGET', KEYS[1], 'ended_at') ~= ARGV[2] then
@@ -87,6 +98,7 @@ redis.call('DEL', KEYS[2])
 if ARGV[3] == '1' then
   redis.call('DEL', KEYS[1])
   redis.call('SREM', KEYS[3], ARGV[1])
+  redis.call('SREM', KEYS[4], ARGV[1])
 end
 return notices
 """
@@ -126,16 +138,18 @@ class RedisOutageStore(OutageStore):
         if not outages:
             return 0
         now = _utc(datetime.now(UTC))
-        args: list[str] = [self._key("outage") + ":"]
+        keys = [self._key("ids"), self._key("open")]
+        args: list[str] = []
         for outage in outages:
             ended = _utc(outage.ended_at) if outage.ended_at else ""
+            keys.append(self._key("outage", outage.outage_id))
             args += [outage.outage_id, outage.city_id, self._data(outage), now, ended]
-        return int(await self._seed(keys=[self._key("ids")], args=args))
+        return int(await self._seed(keys=keys, args=args))
 
     async def upsert(self, outage: Outage) -> Outage | None:
         # The CSV fields carry no end: a replaced record is open again, as in SQLite.
         old = await self._upsert(
-            keys=[self._key("outage", outage.outage_id), self._key("ids")],
+            keys=[self._key("outage", outage.outage_id), self._key("ids"), self._key("open")],
             args=[
                 outage.outage_id, outage.city_id, self._data(replace(outage, ended_at=None)),
                 _utc(datetime.now(UTC)),
@@ -150,13 +164,15 @@ class RedisOutageStore(OutageStore):
         return None if data is None else self._outage(data, ended_at)
 
     async def close_outage(self, outage_id: str, at: datetime) -> tuple[Outage, bool] | None:
-        found = await self._close(keys=[self._key("outage", outage_id)], args=[_utc(at)])
+        found = await self._close(
+            keys=[self._key("outage", outage_id), self._key("open")], args=[outage_id, _utc(at)]
+        )
         if found is None:
             return None
         return self._outage(found[0], found[1]), bool(int(found[2]))
 
     async def open_outages(self, city_id: str | None = None) -> list[Outage]:
-        rows = await self._rows()
+        rows = await self._rows(self._key("open"))
         found = [
             self._outage(row["data"], None)
             for row in rows.values()
@@ -192,7 +208,7 @@ class RedisOutageStore(OutageStore):
                 await self._delete(
                     keys=[
                         self._key("outage", outage_id), self._key("notices", outage_id),
-                        self._key("ids"),
+                        self._key("ids"), self._key("open"),
                     ],
                     args=[outage_id, ended_at, "0" if outage_id in keep else "1"],
                 )
@@ -202,8 +218,10 @@ class RedisOutageStore(OutageStore):
                 gone += outage_id not in keep
         return {"outages": gone, "outage_notices": notices}
 
-    async def _rows(self) -> dict[str, Mapping[str, str]]:
-        ids = sorted(_text(i) for i in await self._redis.smembers(self._key("ids")))
+    async def _rows(self, index: str | None = None) -> dict[str, Mapping[str, str]]:
+        """The records whose ids ``index`` holds (every record kept by default)."""
+        members = await self._redis.smembers(index or self._key("ids"))
+        ids = sorted(_text(i) for i in members)
         if not ids:
             return {}
         async with self._redis.pipeline(transaction=False) as pipe:
