@@ -4,18 +4,21 @@ once per id, and moved along by the passing of days (an injected clock)."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
 from bot.billing.base import BillingRefused, Operation
 from bot.billing.ledger import LedgerBilling, open_ledger
+from bot.billing.redis_ledger import RedisLedgerStorage
 from bot.catalog.catalog import load_catalog
 from bot.config import DEMO_CATALOG
+from bot.storage.redis.client import connect
 from tests.fakes.billing import make_test_catalog
 
 IVANOV = "750012345678"  # Chita (UTC+9), active, 880.50 ₽
@@ -45,8 +48,9 @@ def op(kind: Any, op_id: str = "op-1", **params: Any) -> Operation:
     return Operation(id=op_id, kind=kind, params=params)
 
 
-def open_at(directory: Path, path: Path | str, clock: Clock) -> LedgerBilling:
-    return open_ledger(directory, load_catalog(directory), path=path, describe=str, clock=clock)
+# Opens a ledger of the test's backend on a catalog directory; ``name`` is the SQLite file (a
+# restart opens the same name again: on Redis, a new client on the same Redis).
+OpenAt = Callable[..., LedgerBilling]
 
 
 @pytest.fixture
@@ -54,15 +58,35 @@ def clock() -> Clock:
     return Clock()
 
 
+@pytest.fixture(params=["sqlite", "redis"])
+async def open_at(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[OpenAt]:
+    """Every ledger test runs on both storages: the SQLite file and the shared Redis."""
+    url = request.getfixturevalue("redis_url") if request.param == "redis" else None
+    clients: list[Redis] = []
+
+    def open_at(directory: Path, name: str | None, clock: Clock) -> LedgerBilling:
+        catalog = load_catalog(directory)
+        if url is None:
+            path = ":memory:" if name is None else tmp_path / name
+            return open_ledger(directory, catalog, path=path, describe=str, clock=clock)
+        clients.append(connect(url))
+        storage = RedisLedgerStorage(clients[-1])
+        return open_ledger(directory, catalog, storage=storage, describe=str, clock=clock)
+
+    yield open_at
+    for client in clients:
+        await client.aclose()
+
+
 @pytest.fixture
-async def ledger(tmp_path: Path, clock: Clock) -> AsyncIterator[LedgerBilling]:
-    opened = open_at(make_test_catalog(tmp_path / "catalog"), ":memory:", clock)
+async def ledger(tmp_path: Path, clock: Clock, open_at: OpenAt) -> AsyncIterator[LedgerBilling]:
+    opened = open_at(make_test_catalog(tmp_path / "catalog"), None, clock)
     yield opened
     await opened.close()
 
 
-async def test_seeded_from_the_demo_catalog(clock: Clock) -> None:
-    ledger = open_at(DEMO_CATALOG, ":memory:", clock)
+async def test_seeded_from_the_demo_catalog(clock: Clock, open_at: OpenAt) -> None:
+    ledger = open_at(DEMO_CATALOG, None, clock)
     try:
         account = await ledger.account(IVANOV)
         assert account is not None
@@ -82,8 +106,8 @@ async def test_seeded_from_the_demo_catalog(clock: Clock) -> None:
         await ledger.close()
 
 
-async def test_changes_survive_a_restart(tmp_path: Path, clock: Clock) -> None:
-    path = tmp_path / "ledger.sqlite3"
+async def test_changes_survive_a_restart(clock: Clock, open_at: OpenAt) -> None:
+    path = "ledger.sqlite3"
     first = open_at(DEMO_CATALOG, path, clock)
     await first.apply(IVANOV, op("payment", amount_rub="100"))
     await first.apply(IVANOV, op("autopay", "op-2", enabled=True))
@@ -103,10 +127,12 @@ async def test_changes_survive_a_restart(tmp_path: Path, clock: Clock) -> None:
         await again.close()
 
 
-async def test_an_edited_csv_row_reseeds_only_that_contract(tmp_path: Path, clock: Clock) -> None:
+async def test_an_edited_csv_row_reseeds_only_that_contract(
+    tmp_path: Path, clock: Clock, open_at: OpenAt
+) -> None:
     catalog = tmp_path / "catalog"
     shutil.copytree(DEMO_CATALOG, catalog)
-    path = tmp_path / "ledger.sqlite3"
+    path = "ledger.sqlite3"
     first = open_at(catalog, path, clock)
     await first.apply(IVANOV, op("payment", "a", amount_rub="100"))
     await first.apply(PETROVA, op("payment", "b", amount_rub="100"))
