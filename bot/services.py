@@ -12,6 +12,7 @@ from bot.abuse import EXTRA as ABUSE
 from bot.abuse import AbuseLimits, attach_abuse
 from bot.billing import Billing
 from bot.billing.ledger import ledger_path, open_ledger
+from bot.billing.redis_ledger import RedisLedgerStorage
 from bot.catalog.catalog import Catalog, load_catalog
 from bot.channels.base import Channel
 from bot.channels.registry import ChannelDeps, build_channels
@@ -67,6 +68,7 @@ from bot.selfservice.redis_oplog import RedisOperationLog
 from bot.selfservice.service import AccountActions
 from bot.storage.base import Locks, Store
 from bot.storage.files import FileStore, FilesystemFileStore
+from bot.storage.health import StoreHealth
 from bot.storage.memory_locks import MemoryLocks
 from bot.storage.redis.client import connect_from_settings, limits_uri
 from bot.storage.redis.files import RedisFileStore
@@ -113,9 +115,16 @@ def build_dialog(flows_dir: Path, translator: Translator) -> DialogConfig:
     )
 
 
-def build_billing(settings: Settings, catalog: Catalog, translator: Translator) -> Billing:
+def build_billing(
+    settings: Settings,
+    catalog: Catalog,
+    translator: Translator,
+    redis: Redis | None = None,
+    health: StoreHealth | None = None,
+) -> Billing:
     """``BILLING_URL`` set: the provider's billing through the HTTP bridge; otherwise the embedded
-    ledger seeded from the catalog (its CSV files are checked here, at start-up)."""
+    ledger seeded from the catalog (its CSV files are checked here, at start-up), in ``redis``
+    when given (one ledger for every process), else in a SQLite file."""
     if settings.billing_url:
         from bot.billing.http import http_billing_from_settings
 
@@ -127,6 +136,7 @@ def build_billing(settings: Settings, catalog: Catalog, translator: Translator) 
         settings.data_dir,
         catalog,
         path=ledger_path(settings.var_dir, settings.data_dir),
+        storage=RedisLedgerStorage(redis, health=health) if redis is not None else None,
         describe=lambda kind: translator.render(locale, Text(f"ledger.{kind}")),
     )
 
@@ -250,7 +260,6 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
     trees = load_trees(settings.flows_dir / "troubleshooting.yml", messages=messages)
     catalog = load_catalog(settings.data_dir)
     known_outages = load_outages(settings.data_dir, catalog)  # checked at start-up, file:line
-    billing = build_billing(settings, catalog, translator)
     if nlu is None:
         nlu = build_nlu(catalog, flows_dir=settings.flows_dir, threshold=settings.nlu_threshold)
     # One client (one connection pool) for every Redis-backed part; None: embedded defaults.
@@ -259,6 +268,7 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
     store: Store = (
         RedisStore(redis) if redis is not None else SqliteStore(path=settings.sqlite_path)
     )
+    billing = build_billing(settings, catalog, translator, redis, store.health)
     # On Redis every process serves every file (bot/storage/redis/files.py); its failures count
     # against the store's health, so a file that cannot be kept refuses the request with 503.
     files: FileStore = (
