@@ -6,7 +6,10 @@ across both, and a Redis that is gone is a ``StoreUnavailable`` the store's heal
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +17,7 @@ from bot.handoff.operators import LoginThrottled, Operator
 from bot.handoff.redis_operators import RedisOperatorStore
 from bot.storage.health import StoreHealth, StoreUnavailable
 from bot.storage.redis.client import connect
+from tests.conftest import ROOT
 from tests.redis_server import RedisServer
 
 PASSWORD = "correct horse battery"
@@ -105,3 +109,42 @@ async def test_redis_gone_is_store_unavailable_and_reported(own_redis: RedisServ
         assert health.failing
     finally:
         await client.aclose()
+
+
+async def _cli(redis_url: str, var: Path, *argv: str, stdin: str = "") -> str:
+    env = {**os.environ, "BOT_VAR_DIR": str(var), "REDIS_URL": redis_url}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "operators", *argv,
+        cwd=ROOT, env=env, stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await process.communicate(stdin.encode())
+    assert process.returncode == 0, (out, err)
+    return out.decode()
+
+
+async def test_the_operators_commands_work_on_the_gateways_redis(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """``python -m bot operators …`` with REDIS_URL (a real process) changes the accounts every
+    gateway process reads: an account added there logs in here; disabled there, its session
+    here is refused at once."""
+    var = tmp_path / "var"
+    await _cli(redis_url, var, "add", "olga", "--name", "Ольга", stdin=PASSWORD + "\n")
+    client = connect(redis_url)
+    try:
+        gateway = RedisOperatorStore(client)
+        olga = await gateway.verify("olga", PASSWORD, ip="10.0.0.1")
+        assert olga == Operator("olga", "Ольга")
+        token, _ = await gateway.create_session("olga")
+        assert '"login": "olga"' in await _cli(redis_url, var, "list", "--json")
+        await _cli(redis_url, var, "disable", "olga")
+        assert await gateway.session(token) is None
+        await _cli(redis_url, var, "enable", "olga")
+        await _cli(redis_url, var, "passwd", "olga", stdin=WRONG + "\n")
+        assert await gateway.verify("olga", WRONG, ip="10.0.0.1") == olga
+        await _cli(redis_url, var, "remove", "olga")
+        assert await gateway.get("olga") is None
+    finally:
+        await client.aclose()
+    assert not (var / "operators.sqlite3").exists()  # nothing went to the embedded file
