@@ -9,10 +9,11 @@ failures are counted per (login, address), per address and per login, each with 
 failures and then delays that double (1 s, 2 s, 4 s … up to 15 minutes) from the last failure.
 The login-wide count only delays addresses that have themselves failed on that login, so the
 operator's first attempt from their own machine always reaches the password check, however
-many failures an attacker piled up elsewhere. The counters live in the SQLite file (shared by
-every process, kept across restarts, and updated atomically with the attempt), which is why
-this is hand-written rather than the ``limits`` library: that counts hits in windows, not
-growing delays since the last failure, and its storages do not live in our file.
+many failures an attacker piled up elsewhere. The counters live with the accounts (the SQLite
+file, or with REDIS_URL the shared Redis: ``bot.handoff.redis_operators``), kept across
+restarts and updated atomically with the attempt, which is why this is hand-written rather than
+the ``limits`` library: that counts hits in windows, not growing delays since the last failure,
+and its storages do not live with our accounts.
 """
 
 from __future__ import annotations
