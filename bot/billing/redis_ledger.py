@@ -190,12 +190,13 @@ class RedisLedgerStorage(LedgerStorage):
         return await self._accounts("by_phone", self._key("phone", phone))
 
     async def transactions(self, contract_number: str, limit: int) -> list[Transaction]:
-        if limit <= 0:
+        if limit == 0:
             return []
         key = self._key("tx", contract_number)
+        count = limit if limit > 0 else -1  # as SQLite's LIMIT: a negative one is no limit
         members: list[Any] = await self._run(
             "transactions",
-            lambda: self._redis.zrange(key, "+", "-", desc=True, bylex=True, offset=0, num=limit),
+            lambda: self._redis.zrange(key, "+", "-", desc=True, bylex=True, offset=0, num=count),
         )
         found = []
         for member in members:

@@ -98,6 +98,8 @@ async def test_seeded_from_the_demo_catalog(clock: Clock, open_at: OpenAt) -> No
         assert history
         assert [t.at for t in history] == sorted((t.at for t in history), reverse=True)
         assert len(await ledger.transactions(IVANOV, limit=2)) == 2
+        assert await ledger.transactions(IVANOV, limit=0) == []
+        assert await ledger.transactions(IVANOV, limit=-1) == history
         assert await ledger.account("000000000000") is None
         assert len(ledger.contracts) == len(
             (DEMO_CATALOG / "accounts.csv").read_text(encoding="utf-8").strip().splitlines()[1:]
