@@ -1,7 +1,7 @@
 """Operator accounts, console sessions and login throttling in Redis, shared by every gateway
 process (REDIS_URL): a session made in one process is valid in all of them at once, and a
 logout, a disabled account or a new password ends it in all of them at once (every request
-reads Redis; open sockets elsewhere re-check every few seconds, ``bot.handoff.auth``).
+reads Redis; open console sockets elsewhere hear of it at once, see below).
 
 Behaves exactly like ``SqliteOperatorStore`` (the login check and its throttling policy live in
 ``OperatorStore``; this is storage). Every key carries the ``{operators}`` hash tag, so each
@@ -21,6 +21,10 @@ Keys (``P`` = ``isp-bot:{operators}``):
   members (``<seq>:<address>``) so a success or a new password removes exactly those rows from
   every count. ``P:failseq`` numbers the members.
 
+Ending sessions is also announced on ``P:sessions-ended`` (pub/sub: origin, login or token
+digest, never a token), so console sockets open in other processes close at once; a message
+lost while Redis is unreachable leaves them to their periodic re-check of the session.
+
 Redis failing (refused, timeout, OOM, a read-only replica) raises ``StoreUnavailable`` through
 ``RedisCalls`` and is reported to the gateway's store health: a login or console call answers
 503 (the app's middleware), ``/healthz`` fails, and it all works again when Redis does.
@@ -29,7 +33,9 @@ Redis failing (refused, timeout, OOM, a read-only replica) raises ``StoreUnavail
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import math
 import secrets
 import time
@@ -37,12 +43,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar, cast
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from bot.handoff.operators import (
     Operator,
     OperatorError,
     OperatorStore,
     Role,
+    SessionsEndedListener,
     ThrottlePolicy,
     _checked,
     _failure_key,
@@ -52,11 +60,13 @@ from bot.handoff.operators import (
     normalize_login,
     validate_password,
 )
+from bot.pubsub import Subscriber
 from bot.storage.health import StoreHealth
 from bot.storage.redis.client import RedisCalls
 from bot.storage.redis.keys import global_key
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 AREA = "operators"
 _FIELDS = ("name", "departments", "max_chats", "role", "disabled")
@@ -291,6 +301,12 @@ class RedisOperatorStore(OperatorStore):
         self._delete_sessions = redis.register_script(_DELETE_SESSIONS)
         self._begin = redis.register_script(_BEGIN_ATTEMPT)
         self._succeeded = redis.register_script(_ATTEMPT_SUCCEEDED)
+        # Sessions ended by any process (the CLI included) are announced on one channel, so
+        # open console sockets everywhere close at once rather than at their next re-check.
+        self._origin = secrets.token_hex(8)
+        self._channel = self._key("sessions-ended")
+        self._subscriber = Subscriber(redis, self._heard, name="operator sessions")
+        self._listening: asyncio.Task[None] | None = None
 
     # keys
     def _key(self, *parts: str) -> str:
@@ -306,7 +322,47 @@ class RedisOperatorStore(OperatorStore):
         return self._key("fail", kind, *(_safe(p) for p in parts))
 
     async def _run(self, op: str, call: Callable[[], Awaitable[T]]) -> T:
+        self._listen()
         return await self._calls.run(op, call)
+
+    # sessions ended elsewhere
+    def on_sessions_ended(self, listener: SessionsEndedListener) -> Callable[[], None]:
+        unsubscribe = super().on_sessions_ended(listener)
+        with contextlib.suppress(RuntimeError):  # no loop yet: the first store call starts it
+            self._listen()
+        return unsubscribe
+
+    def _listen(self) -> None:
+        if self._listening is None and self._ended_listeners:
+            self._listening = asyncio.get_running_loop().create_task(
+                self.listen(), name="operator sessions subscribe"
+            )
+
+    async def listen(self) -> None:
+        """Hear sessions other processes end (started by itself once someone listens in this
+        process); returns once Redis confirmed the subscription."""
+        await self._subscriber.add(self._channel)
+
+    async def _ended(self, *, login: str | None = None, digest: str | None = None) -> None:
+        """Tell this process's listeners, then the other processes (best effort: a message
+        lost while Redis is unreachable leaves their sockets to the periodic re-check)."""
+        self._sessions_ended(login=login, digest=digest)
+        message = json.dumps({"origin": self._origin, "login": login, "digest": digest})
+        try:
+            await self._redis.publish(self._channel, message)
+        except (RedisError, OSError) as exc:
+            log.warning("operator sessions: announcing an ended session failed (%s)",
+                        type(exc).__name__)  # fmt: skip
+
+    async def _heard(self, channel: str, data: bytes) -> None:
+        try:
+            message = json.loads(data)
+            origin, login, digest = message["origin"], message["login"], message["digest"]
+        except (ValueError, KeyError, TypeError):
+            log.warning("operator sessions: a malformed message ignored")
+            return
+        if origin != self._origin:
+            self._sessions_ended(login=login, digest=digest)
 
     async def _script(self, op: str, script: Any, keys: list[str], args: list[Any]) -> Any:
         return await self._run(op, lambda: script(keys=keys, args=args))
@@ -376,7 +432,7 @@ class RedisOperatorStore(OperatorStore):
             [self._op(key), self._sessions(key), self._failures("login", digest)],
             [self._prefix, encoded, repr(self._clock()), digest],
         )
-        self._sessions_ended(login=key)
+        await self._ended(login=key)
         if not changed:
             raise _unknown(login)
 
@@ -389,7 +445,7 @@ class RedisOperatorStore(OperatorStore):
             [self._prefix, str(int(disabled))],
         )
         if disabled:
-            self._sessions_ended(login=key)
+            await self._ended(login=key)
         if not changed:
             raise _unknown(login)
         operator = await self.get(key)
@@ -404,7 +460,7 @@ class RedisOperatorStore(OperatorStore):
             [self._op(key), self._key("logins"), self._sessions(key)],
             [self._prefix, _safe(key)],
         )
-        self._sessions_ended(login=key)
+        await self._ended(login=key)
         if not removed:
             raise _unknown(login)
 
@@ -446,14 +502,14 @@ class RedisOperatorStore(OperatorStore):
         # session key is gone and nothing reads a session through the set.
         digest = _token_digest(token)
         await self._run("delete_session", lambda: self._redis.delete(self._key("session", digest)))
-        self._sessions_ended(digest=digest)
+        await self._ended(digest=digest)
 
     async def delete_sessions(self, login: str) -> int:
         key = normalize_login(login)
         ended = await self._script(
             "delete_sessions", self._delete_sessions, [self._sessions(key)], [self._prefix]
         )
-        self._sessions_ended(login=key)
+        await self._ended(login=key)
         return int(ended)
 
     # login throttling
@@ -509,4 +565,9 @@ class RedisOperatorStore(OperatorStore):
         return _operator_from(key, values), _text(values[5])
 
     async def close(self) -> None:
-        """Nothing of its own to close: the Redis client is the gateway's."""
+        """Stops listening; the Redis client itself is the gateway's (closed by it)."""
+        if self._listening is not None:
+            self._listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
+                await self._listening
+        await self._subscriber.close()

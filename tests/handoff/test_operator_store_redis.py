@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.handoff.operators import LoginThrottled, Operator
+from bot.handoff.operators import LoginThrottled, Operator, token_digest
 from bot.handoff.redis_operators import RedisOperatorStore
 from bot.storage.health import StoreHealth, StoreUnavailable
 from bot.storage.redis.client import connect
@@ -23,6 +23,7 @@ from tests.redis_server import RedisServer
 PASSWORD = "correct horse battery"
 WRONG = "another long secret"
 IVAN = Operator("ivan", "Иван Петров", ("billing",), 3)
+PATIENCE = 10.0  # seconds: only stops a broken test from hanging; a message arrives in ms
 
 
 def NOW() -> float:  # a clock that stands still
@@ -148,3 +149,59 @@ async def test_the_operators_commands_work_on_the_gateways_redis(
     finally:
         await client.aclose()
     assert not (var / "operators.sqlite3").exists()  # nothing went to the embedded file
+
+
+Heard = list[tuple[str | None, str | None]]
+
+
+async def _hear(store: RedisOperatorStore) -> tuple[Heard, asyncio.Event]:
+    heard: Heard = []
+    arrived = asyncio.Event()
+
+    def listener(login: str | None, digest: str | None) -> None:
+        heard.append((login, digest))
+        arrived.set()
+
+    store.on_sessions_ended(listener)
+    await store.listen()
+    return heard, arrived
+
+
+async def test_sessions_ended_in_another_process_are_heard_at_once(
+    two: tuple[RedisOperatorStore, RedisOperatorStore],
+) -> None:
+    """What closes the console sockets of the other processes without waiting for their
+    periodic re-check: the listeners there are told, with the token's digest, never the token."""
+    here, there = two
+    heard, arrived = await _hear(there)
+    mine, _ = await _hear(here)
+    await here.add(IVAN, PASSWORD)
+    token, _ = await here.create_session("ivan")
+    await here.delete_session(token)
+    async with asyncio.timeout(PATIENCE):
+        await arrived.wait()
+    assert heard == [(None, token_digest(token))]
+    assert mine == [(None, token_digest(token))]  # told once, locally, not again via Redis
+    arrived.clear()
+    await here.disable("ivan")
+    async with asyncio.timeout(PATIENCE):
+        await arrived.wait()
+    assert heard[-1] == ("ivan", None)
+    assert mine == [(None, token_digest(token)), ("ivan", None)]  # never echoed back
+    await there.close()
+    await here.close()
+
+
+async def test_the_cli_in_another_process_is_heard_at_once(redis_url: str, tmp_path: Path) -> None:
+    client = connect(redis_url)
+    gateway = RedisOperatorStore(client)
+    try:
+        heard, arrived = await _hear(gateway)
+        await gateway.add(IVAN, PASSWORD)
+        await _cli(redis_url, tmp_path / "var", "disable", "ivan")
+        async with asyncio.timeout(PATIENCE):
+            await arrived.wait()
+        assert heard == [("ivan", None)]
+    finally:
+        await gateway.close()
+        await client.aclose()
