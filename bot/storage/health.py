@@ -52,6 +52,7 @@ class StoreHealth:
         self._forget_after = forget_after
         self._clock = clock
         self._failing: dict[str, float] = {}  # operation -> when it last failed
+        self._unreached: set[str] = set()  # of those, the ones that failed to reach the store
         self._since: float | None = None  # start of the current episode
         self._metrics: Metrics | None = None
 
@@ -66,8 +67,14 @@ class StoreHealth:
         self._expire()
         return bool(self._failing)
 
-    def failed(self, op: str, reason: str) -> None:
+    def failed(self, op: str, reason: str, *, unreachable: bool = False) -> None:
+        """``unreachable``: the store could not be reached at all (connection refused, lost,
+        timed out), as opposed to reached and refusing (a full disk, Redis out of memory)."""
         self._expire()
+        if unreachable:
+            self._unreached.add(op)
+        else:
+            self._unreached.discard(op)
         if not self._failing:
             # Once per episode: under a full disk every webhook and every send fails, and a
             # line each would bury the one that says what happened.
@@ -82,7 +89,22 @@ class StoreHealth:
             self._metrics.inc("store_errors_total", op=op)
         self.refresh()
 
+    def reached(self) -> None:
+        """A call has just reached the store: operations that failed only because it could not
+        be reached would reach it now too. Without this, one that failed during a Redis outage
+        and is not called again soon (a periodic sweep) would keep ``/healthz`` red for
+        ``forget_after`` seconds after Redis is back, and a load balancer would keep every
+        process out for that long."""
+        if not self._unreached:
+            return
+        cleared = [op for op in self._unreached if self._failing.pop(op, None) is not None]
+        self._unreached.clear()
+        if cleared and not self._failing:
+            self._recovered()
+        self.refresh()
+
     def succeeded(self, op: str) -> None:
+        self._unreached.discard(op)
         if op in self._failing:
             del self._failing[op]
             if not self._failing:
@@ -102,6 +124,7 @@ class StoreHealth:
         for op, at in list(self._failing.items()):
             if now - at >= self._forget_after:
                 del self._failing[op]
+                self._unreached.discard(op)
         if not self._failing:
             self._recovered()
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from redis.asyncio import Redis
 from redis.asyncio.sentinel import Sentinel
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import (
     MasterDownError,
     OutOfMemoryError,
@@ -22,6 +23,7 @@ from redis.exceptions import (
     RedisError,
     ResponseError,
 )
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.storage.health import StoreHealth, StoreUnavailable
 
@@ -136,11 +138,14 @@ class RedisCalls:
                 self.health.failed(op, type(exc).__name__)
                 raise StoreUnavailable(op, "out of memory" if code == "OOM" else code) from exc
             raise
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            # Not reached at all (OSError: a socket error redis-py did not wrap): the next call
+            # that gets through shows every operation that failed this way would work again.
+            self.health.failed(op, type(exc).__name__, unreachable=True)
+            raise StoreUnavailable(op, type(exc).__name__) from exc
         except RedisError as exc:
             self.health.failed(op, type(exc).__name__)
             raise StoreUnavailable(op, type(exc).__name__) from exc
-        except OSError as exc:  # a socket error redis-py did not wrap
-            self.health.failed(op, type(exc).__name__)
-            raise StoreUnavailable(op, type(exc).__name__) from exc
         self.health.succeeded(op)
+        self.health.reached()
         return result
