@@ -270,6 +270,14 @@ class Ingress:
             if not self._queues:
                 self._idle.set()
 
+    async def _answered(self, inbox_id: int, conversation_id: str) -> bool:
+        """True when the store no longer lists the inbound as pending (answered or given up)."""
+        try:
+            pending = await self._store.inbox_pending(conversation_id)
+        except StoreUnavailable:
+            return False  # cannot tell yet: the retry finds out
+        return all(p.id != inbox_id for p in pending)
+
     async def _process(self, inbox_id: int, inbound: Inbound, attempts: int) -> None:
         """Answer one inbound; on failure retry in place, so later messages keep their order."""
         store_failures = 0
@@ -282,10 +290,15 @@ class Ingress:
                 return
             except StoreUnavailable:
                 # Logged and counted by the store's health; the turn is retried whole (its
-                # commit is one transaction, so nothing of it was kept).
+                # commit is one transaction, so nothing of it was kept)...
                 delay = STORE_RETRY_SECONDS[min(store_failures, len(STORE_RETRY_SECONDS) - 1)]
                 store_failures += 1
                 await asyncio.sleep(delay)
+                # ...unless the commit did land and only its answer was lost: a Redis reply cut
+                # off by a timeout, or a lost lease cancelling the wait for it (LeaseLost).
+                # Answering again would send every reply twice.
+                if await self._answered(inbox_id, inbound.key.id):
+                    return
             except Exception as exc:
                 attempts += 1
                 give_up = attempts >= MAX_ATTEMPTS

@@ -67,7 +67,10 @@ GROUP = "workers"
 STREAM_MAXLEN = 100_000  # per shard and kind: far more than can wait; trimmed ones are swept
 READ_COUNT = 100
 BLOCK_MS = 1000
-MAX_WORKERS = 256  # conversations one process drains at once
+# Conversations one process drains (or waits to drain) at once, per stream. Each may have a
+# command in flight, and they share the process's one Redis pool with the webhooks (redis-py's
+# default pool refuses beyond 100 connections): kept well below that.
+MAX_WORKERS = 32
 # After a failed drain or lease: soon for a blip, then every 5 s.
 RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
 FIELD = b"c"
