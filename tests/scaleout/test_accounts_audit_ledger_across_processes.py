@@ -36,6 +36,7 @@ WRONG = "another long secret"
 SECRET = "billing-events-secret"
 IVANOV = "750012345678"  # demo catalog: 880.50 ₽
 STOP_LIMIT = 30.0
+PATIENCE = 30.0  # only stops a broken test from hanging
 
 
 async def _cli(var_dir: Path, redis_url: str, *argv: str, stdin: str = "") -> None:
@@ -100,11 +101,17 @@ async def test_sessions_throttling_and_audit_are_shared(gateways: tuple[str, str
         status, body = await _login(http, a, PASSWORD)
         assert status == 200
         assert await _status(http, f"{b}/api/v1/operator/me") == 200  # valid on B at once
+        console = await http.ws_connect(f"{a}/api/v1/operator/events")  # her console on A
         async with http.post(
             f"{b}/api/v1/operator/logout", headers={"X-CSRF-Token": body["csrf_token"]}
         ) as resp:
             assert resp.status in (200, 204)
         assert await _status(http, f"{a}/api/v1/operator/me") == 401  # ended on A at once
+        async with asyncio.timeout(PATIENCE):  # and A closes her console's socket
+            while (frame := await console.receive()).type == aiohttp.WSMsgType.TEXT:
+                pass
+        assert frame.type == aiohttp.WSMsgType.CLOSE
+        assert frame.data == 4401
 
         for base in (a, b, a):
             assert (await _login(http, base, WRONG))[0] == 401
