@@ -7,17 +7,25 @@ them (Debian's redis-server binary runs in sentinel mode; there is no separate p
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
+from aiohttp import web
 
 from bot.abuse import AbuseLimits
+from bot.channels.telegram import SECRET_HEADER
 from bot.config import Settings
 from bot.storage.health import StoreHealth, StoreUnavailable
 from bot.storage.redis.client import RedisCalls, connect_from_settings, limits_uri
-from tests.redis_server import RedisSentinel, RedisServer
+from tests.fakes.telegram import FakeTelegram, text_update
+from tests.gateway_process import free_port, start_gateway
+from tests.redis_server import RedisSentinel, RedisServer, needs_redis
+
+pytestmark = needs_redis
 
 MASTER_NAME = "isp-bot-test"
 FAILOVER_LIMIT = 60.0  # bounds a failover that never happens; measures nothing
@@ -121,3 +129,46 @@ async def test_abuse_limits_count_on_the_master_the_sentinel_names(
         await limits.aclose()
     with master.client() as direct:
         assert direct.keys("isp-bot:limits:*"), "the counters are not on the master"
+
+
+async def test_a_gateway_on_the_sentinels_answers_and_keeps_its_store_on_the_master(
+    cluster: tuple[RedisServer, RedisServer, RedisSentinel], tmp_path: Path
+) -> None:
+    master, _, sentinel = cluster
+    fake = FakeTelegram(token="123456:SENTINEL-token")
+    runner = web.AppRunner(fake.app())
+    await runner.setup()
+    fake_port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", fake_port).start()
+    port = free_port()
+    settings = {
+        "BOT_VAR_DIR": str(tmp_path / "var"),
+        "REDIS_SENTINELS": f"127.0.0.1:{sentinel.port}",
+        "REDIS_SENTINEL_MASTER": MASTER_NAME,
+        "BOT_IDENTITY_SECRET": "test-identity-secret",
+        "TELEGRAM_BOT_TOKEN": fake.token,
+        "TELEGRAM_WEBHOOK_SECRET": "sentinel-secret",
+        "TELEGRAM_API_BASE": f"http://127.0.0.1:{fake_port}",
+    }
+    process = None
+    try:
+        async with aiohttp.ClientSession() as http:
+            log = tmp_path / "gateway.log"
+            process = await start_gateway(http, port=port, settings=settings, log=log, name="gw")
+            body = json.dumps(text_update(1, 4242, "Какие тарифы в Братске?"))
+            async with http.post(
+                f"http://127.0.0.1:{port}/webhooks/telegram",
+                data=body,
+                headers={SECRET_HEADER: "sentinel-secret"},
+            ) as resp:
+                assert resp.status == 200
+            await fake.wait_for("sendMessage", timeout=30)
+        assert "Тарифы в городе Братск" in str(fake.sent(4242)[0]["text"])
+        with master.client() as direct:  # the conversation is on the master the Sentinel named
+            assert direct.keys("isp-bot:{s*}:*4242*")
+        assert not (tmp_path / "var" / "gateway.sqlite3").exists()
+    finally:
+        if process is not None and process.returncode is None:
+            process.kill()
+            await process.wait()
+        await runner.cleanup()
