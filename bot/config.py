@@ -225,7 +225,7 @@ class Settings:
             log_level=(env.get("BOT_LOG_LEVEL") or base.log_level).upper(),
         )
         if bool(settings.redis_sentinels) != bool(settings.redis_sentinel_master):
-            raise ConfigError("REDIS_SENTINELS and REDIS_SENTINEL_MASTER are set together")
+            raise ConfigError("REDIS_SENTINELS and REDIS_SENTINEL_MASTER must be set together")
         if settings.redis_sentinels and settings.redis_url:
             # Two answers to "which Redis": the gateway would have to guess which one is meant.
             raise ConfigError("set REDIS_URL or REDIS_SENTINELS, not both")
