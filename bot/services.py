@@ -142,15 +142,18 @@ def build_billing(
 
 
 def build_requests(
-    settings: Settings, events: EventHub, redis: Redis | None = None
+    settings: Settings,
+    events: EventHub,
+    redis: Redis | None = None,
+    health: StoreHealth | None = None,
 ) -> tuple[RequestDesk, RequestWebhook | None]:
-    """The request board (in ``redis`` when given, else under ``./var/``) and, with
-    ``REQUESTS_WEBHOOK_URL``, its CRM mirror."""
+    """The request board (in ``redis`` when given, its outages reported to ``health``, else
+    under ``./var/``) and, with ``REQUESTS_WEBHOOK_URL``, its CRM mirror."""
     url, secret = settings.requests_webhook_url, settings.requests_webhook_secret
     if url and not secret:
         raise ConfigError("REQUESTS_WEBHOOK_URL is set: set REQUESTS_WEBHOOK_SECRET as well")
     board: RequestBoard = (
-        RedisRequestBoard(redis, webhooks=bool(url))
+        RedisRequestBoard(redis, webhooks=bool(url), health=health)
         if redis is not None
         else SqliteRequestBoard(settings.var_dir / "requests.sqlite3", webhooks=bool(url))
     )
@@ -298,22 +301,22 @@ def build_services(settings: Settings, *, nlu: Nlu | None = None) -> Services:
     notifier = FileNotifier(folder=settings.var_dir / "notifications")
     # With Redis, the records every process must share live there (bot/*/redis_*.py).
     oplog: OperationLog = (
-        RedisOperationLog(redis)
+        RedisOperationLog(redis, health=store.health)
         if redis is not None
         else SqliteOperationLog(settings.var_dir / "operations.sqlite3")
     )
     account_actions = AccountActions(billing=billing, catalog=catalog, oplog=oplog, locks=locks)
     outage_store: OutageStore = (
-        RedisOutageStore(redis, catalog=catalog)
+        RedisOutageStore(redis, catalog=catalog, health=store.health)
         if redis is not None
         else SqliteOutageStore(settings.outages_path, catalog=catalog)
     )
     outages = OutageService(store=outage_store, notices=None, seed=known_outages)
     # Consoles hear of conversations and of requests; on Redis, those of every process.
     events = EventHub() if redis is None else RedisEventHub(redis)
-    requests, requests_webhook = build_requests(settings, events, redis)
+    requests, requests_webhook = build_requests(settings, events, redis, store.health)
     visit_store: VisitStore = (
-        RedisVisitStore(redis)
+        RedisVisitStore(redis, health=store.health)
         if redis is not None
         else SqliteVisitStore(settings.var_dir / "visits.sqlite3")
     )

@@ -33,6 +33,8 @@ from bot.catalog.catalog import Catalog
 from bot.outages.fields import outage_fields, parse_outage
 from bot.outages.model import Outage
 from bot.outages.store import OutageStore
+from bot.storage.health import StoreHealth
+from bot.storage.redis.client import reports_failures
 from bot.storage.redis.keys import global_key
 
 AREA = "outages"
@@ -112,8 +114,13 @@ def _text(value: Any) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
+@reports_failures("outages")
 class RedisOutageStore(OutageStore):
-    def __init__(self, redis: Redis, *, catalog: Catalog) -> None:
+    def __init__(
+        self, redis: Redis, *, catalog: Catalog, health: StoreHealth | None = None
+    ) -> None:
+        # Outages are reported here (``reports_failures``): the main store's, in the wiring.
+        self.health = health or StoreHealth()
         self._redis = redis
         self._catalog = catalog
         self._seed = redis.register_script(_SEED)

@@ -54,6 +54,8 @@ from bot.requests.model import (
 from bot.requests.sqlite import _FILE_ID_IN_TEXT, _legacy_request, _stamp, _text
 from bot.requests.store import UNSET, Delivery, RequestBoard, _Unset
 from bot.storage.base import StoredRequest
+from bot.storage.health import StoreHealth
+from bot.storage.redis.client import reports_failures
 from bot.storage.redis.keys import global_key
 
 AREA = "requests"
@@ -256,15 +258,19 @@ def _columns(
     return {key: value for key, value in columns.items() if value is not None}
 
 
+@reports_failures("requests")
 class RedisRequestBoard(RequestBoard):
     def __init__(
         self,
         redis: Redis,
         *,
+        health: StoreHealth | None = None,
         webhooks: bool = False,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         claim: timedelta = CLAIM,
     ) -> None:
+        # Outages are reported here (``reports_failures``): the main store's, in the wiring.
+        self.health = health or StoreHealth()
         """``webhooks`` as for ``SqliteRequestBoard``; ``claim``: how long a call handed to a
         sender is kept from the others (see the module's docstring)."""
         self._redis = redis

@@ -27,6 +27,8 @@ from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
 from bot.selfservice.oplog import OperationLog, OperationRecord, OperationStatus, _before
+from bot.storage.health import StoreHealth
+from bot.storage.redis.client import reports_failures
 from bot.storage.redis.keys import global_key
 
 AREA = "oplog"
@@ -101,8 +103,11 @@ def _decoded(row: Mapping[Any, Any]) -> dict[str, str]:
     return {_text(k): _text(v) for k, v in row.items()}
 
 
+@reports_failures("oplog")
 class RedisOperationLog(OperationLog):
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, health: StoreHealth | None = None) -> None:
+        # Outages are reported here (``reports_failures``): the main store's, in the wiring.
+        self.health = health or StoreHealth()
         self._redis = redis
         self._begin = redis.register_script(_BEGIN)
         self._supersede = redis.register_script(_SUPERSEDE)

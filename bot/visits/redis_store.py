@@ -28,6 +28,8 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 
+from bot.storage.health import StoreHealth
+from bot.storage.redis.client import reports_failures
 from bot.storage.redis.keys import global_key
 from bot.visits.store import BOOKED, Booked, NewVisit, Status, Visit, VisitStore
 
@@ -179,8 +181,11 @@ def _booked(found: Any) -> Booked | None:
     return Booked(_visit(visit_id, flat), repeat=bool(int(repeat)))
 
 
+@reports_failures("visits")
 class RedisVisitStore(VisitStore):
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, health: StoreHealth | None = None) -> None:
+        # Outages are reported here (``reports_failures``): the main store's, in the wiring.
+        self.health = health or StoreHealth()
         self._redis = redis
         self._prefix = global_key(AREA) + ":"
         self._book = redis.register_script(_BOOK)

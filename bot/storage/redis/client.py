@@ -10,6 +10,8 @@ outbox holds, ``/healthz`` fails). redis-py reconnects by itself on the next cal
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -149,3 +151,34 @@ class RedisCalls:
         self.health.succeeded(op)
         self.health.reached()
         return result
+
+
+C = TypeVar("C", bound=type)
+
+
+def reports_failures(area: str) -> Callable[[C], C]:
+    """Class decorator for a Redis-backed store: every public coroutine method runs through
+    ``RedisCalls(self.health)``, so a Redis outage in any of them is ``StoreUnavailable``
+    (the ingress retries the turn instead of giving the message up after five attempts, HTTP
+    doors answer 503) and shows on ``/healthz``. The operation is named ``<area>.<method>``.
+
+    For stores whose calls are spread over scripts and pipelines: one wrapper per method
+    instead of one per Redis call."""
+
+    def decorate(cls: C) -> C:
+        for name, method in list(vars(cls).items()):
+            if name.startswith("_") or not inspect.iscoroutinefunction(method):
+                continue
+            setattr(cls, name, _reported(f"{area}.{name}", method))
+        return cls
+
+    return decorate
+
+
+def _reported(op: str, method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    @functools.wraps(method)
+    async def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        calls = RedisCalls(self.health)
+        return await calls.run(op, lambda: method(self, *args, **kwargs))
+
+    return run
