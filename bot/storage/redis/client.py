@@ -15,7 +15,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.sentinel import Sentinel
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import (
@@ -48,10 +48,27 @@ def _options(options: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# Connections one process may open. Each conversation being worked on holds leases that are
+# renewed in the background, each waiter polls, the work streams block on XREADGROUP: under a
+# burst of a few hundred conversations redis-py's default pool (100, then MaxConnectionsError)
+# refused calls, renewals failed and leases were lost by the dozen (the SIGKILL fault
+# harness). A blocking pool waits for a free connection instead, up to the command timeout.
+MAX_CONNECTIONS = 400
+
+
 def connect(url: str, **options: Any) -> Redis:
     """A client for ``url`` (``redis://``, ``rediss://``, ``unix://``) that returns bytes.
-    Timeouts bound every call; redis-py retries a dropped connection once by itself."""
-    return Redis.from_url(url, **_options(options))
+    Timeouts bound every call; redis-py retries a dropped connection once by itself. Past
+    ``MAX_CONNECTIONS`` a call waits for a connection (``BlockingConnectionPool``) rather than
+    failing."""
+    settings = _options(options)
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=settings.pop("max_connections", MAX_CONNECTIONS),
+        timeout=COMMAND_TIMEOUT_SECONDS,
+        **settings,
+    )
+    return Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
 
 
 def connect_sentinel(sentinels: tuple[tuple[str, int], ...], master: str, **options: Any) -> Redis:
