@@ -23,13 +23,13 @@ allocate it; strings of 1 MB keep each command short. ``CHUNK_SIZE`` is 64 bytes
 so a chunk with Redis's string header fits jemalloc's 1 MiB size class exactly: a chunk of a
 full 1 MiB would take the next class, 1.25 MiB, wasting a quarter of the memory.
 
-Memory (measured with ``MEMORY USAGE`` on Redis 7, see tests/storage/test_file_store_contract.py):
-each chunk key costs its bytes plus about 100 bytes (key, header, allocator rounding of the last,
-partial chunk up to its size class: at most ~25% of that chunk, less than 1 KB for a small
-file); the metadata hash about 200 bytes and the index entry about 100. So a file costs its
-size plus roughly 0.4 KB, plus the allocator's rounding of its last chunk. An installation
-keeping 10 000 invoices of 60 KB needs about 0.7 GB (set ``maxmemory`` with room to spare,
-and ``BOT_RETENTION_DAYS`` so old files go).
+Memory (measured with ``INFO memory`` on Redis 7.0 over thousands of puts): a file costs its
+size, plus about 530 bytes (metadata hash, index entry, chunk keys), plus the allocator's rounding
+of its last chunk up to a jemalloc size class (at most a quarter of that chunk: a 60 KB invoice
+takes 64.5 KB in all; each full chunk costs only ~170 bytes more than its 1 MiB). 10 000
+invoices of 60 KB need about 650 MB: set ``maxmemory`` with room to spare, and
+``BOT_RETENTION_DAYS`` so old files go. A file Redis has no room for is refused (503), nothing
+else is evicted (``noeviction``, docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -55,10 +55,11 @@ AREA = "files"
 MB = 1024 * 1024
 # 1 MiB less room for Redis's string header: see the module docstring.
 CHUNK_SIZE = MB - 64
-# The largest file any caller keeps: a customer's video from a messenger
-# (bot/channels/inbound_files.py MEDIA_LIMIT); operators send up to 20 MB, widget uploads are
-# up to 10 MB, invoices far less. A larger put is a bug in the caller, refused before Redis.
-MAX_FILE_SIZE = 50 * MB
+# A guard against a caller's bug, above what any caller keeps: a customer's video from a
+# messenger is at most 50 MB (bot/channels/inbound_files.py MEDIA_LIMIT), what operators send
+# 20 MB, widget uploads 10 MB, invoices far less; a file just above a platform's 50 MB upload
+# limit (sent as a link instead) must still fit.
+MAX_FILE_SIZE = 64 * MB
 # How long the chunks of a file being written live without their metadata: far longer than
 # writing 50 MB takes, short enough that a crashed write does not hold memory for days.
 PENDING_TTL_SECONDS = 3600
